@@ -1,0 +1,440 @@
+"""The command line: parse arguments, set up logging, run, print, exit. The only place that exits.
+
+    discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default command)
+    discover parse [FILE|-] [--format json|table]  list the denials in a log
+    discover verify --policy FILE [OPTIONS]        deploy once with only that policy
+    discover report [--service-dir DIR]            re-render the review report from the journal
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from discover import __version__
+from discover.config import (
+    DEFAULT_MAX_ITERATIONS,
+    DEFAULT_POLICY_NAME,
+    Config,
+    ConfigError,
+    build_config,
+)
+from discover.denials import Denial
+from discover.errors import DiscoverError
+from discover.journal import Journal, read_journal
+from discover.loop import LoopSettings, Outcome, StopReason, collect_denials, discover
+from discover.policy import PolicyDocument, PolicyError
+from discover.report import render_report
+
+log = structlog.get_logger("discover")
+SUBCOMMANDS = ("run", "parse", "verify", "report")
+
+
+# --- logging --------------------------------------------------------------------------------
+
+
+def configure_logging(fmt: str, verbose: bool) -> None:
+    """structlog to stderr: readable on a terminal, JSON otherwise (or with --log-format json)."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service-dir", help="the service folder (default: the current folder)")
+    parser.add_argument("--role-arn", help="the sandbox role discover grows (not with --local)")
+    parser.add_argument("--region", help="AWS region (default: serverless.yml's, else us-east-1)")
+    parser.add_argument("--stage", help="stage to deploy (default: serverless.yml's, else dev)")
+    parser.add_argument("--stack-name", help="CloudFormation stack (default: SERVICE-STAGE)")
+    parser.add_argument(
+        "--policy-name", help=f"the inline policy discover owns on the role (default: {DEFAULT_POLICY_NAME})"
+    )
+    parser.add_argument("--cli", help="the Serverless-compatible CLI (default: serverless)")
+    parser.add_argument("--local", action="store_true", default=None, help="use the embedded AWS sandbox")
+    parser.add_argument("--run-timeout", type=float, help="seconds one deploy may take (default 1800)")
+    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"discover {command}" if command != "run" else "discover",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"discover {__version__}")
+    if command == "run":
+        _common_options(parser)
+        parser.add_argument(
+            "--max-iterations", type=int, help=f"deploy runs at most (default {DEFAULT_MAX_ITERATIONS})"
+        )
+        parser.add_argument("--out", help="also write the policy to this file")
+        parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
+    elif command == "verify":
+        _common_options(parser)
+        parser.add_argument("--policy", required=True, help="the policy JSON to verify")
+    elif command == "parse":
+        parser.add_argument("file", nargs="?", default="-", help="a log file, or - for stdin")
+        parser.add_argument("--format", choices=("json", "table"), default="json")
+    elif command == "report":
+        parser.add_argument("--service-dir", help="the service folder (default: the current folder)")
+    return parser
+
+
+def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        at = list(argv).index("--")
+        return list(argv[:at]), list(argv[at + 1 :])
+    return list(argv), []
+
+
+def _flags(args: argparse.Namespace, command: list[str]) -> dict[str, Any]:
+    flags = {k: v for k, v in vars(args).items()}
+    flags["command"] = command
+    if flags.get("run_timeout") is not None:
+        flags["run_timeout"] = flags["run_timeout"]
+    cli = flags.get("cli")
+    if cli and "/" in cli:
+        flags["cli"] = str(Path(cli).resolve())  # the deploy runs in the service folder
+    return flags
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run_main(sys.argv[1:] if argv is None else argv))
+
+
+def run_main(argv: Sequence[str]) -> int:
+    """Dispatch; turn every ``DiscoverError`` into a one-line message and its exit code."""
+    head, command = _split_command(argv)
+    name = head[0] if head and head[0] in SUBCOMMANDS else "run"
+    if head and head[0] in SUBCOMMANDS:
+        head = head[1:]
+    args = build_parser(name).parse_args(head)
+    configure_logging(getattr(args, "log_format", "auto"), getattr(args, "verbose", False))
+    try:
+        if name == "parse":
+            return cmd_parse(args, sys.stdout)
+        if name == "report":
+            return cmd_report(args, sys.stdout)
+        config = build_config(_flags(args, command))
+        if name == "verify":
+            return cmd_verify(config, Path(args.policy), sys.stdout)
+        return cmd_run(config, sys.stdout, quiet=bool(args.quiet))
+    except DiscoverError as exc:
+        print(f"discover: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("discover: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- environments: the local sandbox or AWS -----------------------------------------------
+
+
+@contextlib.contextmanager
+def environment(config: Config) -> Iterator[tuple[Any, str, str | None]]:
+    """(admin boto3 session, sandbox role ARN, endpoint URL) for AWS or the local sandbox."""
+    import boto3
+
+    if not config.local:
+        assert config.role_arn is not None
+        yield boto3.Session(region_name=config.region), config.role_arn, None
+        return
+    from discover.local.process import LocalSandbox
+
+    with LocalSandbox(region=config.region) as info:
+        session = boto3.Session(
+            aws_access_key_id=info.access_key_id,
+            aws_secret_access_key=info.secret_access_key,
+            region_name=config.region,
+        )
+        log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
+        yield session, info.role_arn, info.endpoint
+
+
+def _make_sandbox(config: Config, session: Any, role_arn: str, endpoint: str | None) -> Any:
+    from discover.sandbox import AwsSandbox
+
+    sandbox = AwsSandbox(
+        session,
+        role_arn=role_arn,
+        policy_name=config.policy_name,
+        stack_name=config.stack_name,
+        region=config.region,
+        endpoint_url=endpoint,
+    )
+    sandbox.check_role()
+    identity = sandbox.admin_identity()
+    role_account = role_arn.split(":")[4]
+    if identity["account"] != role_account:
+        msg = f"the credentials are for account {identity['account']}, the role is in {role_account}"
+        raise ConfigError(msg, tip="Run discover with admin credentials of the sandbox account.")
+    return sandbox
+
+
+def _make_sessions(session: Any, config: Config, role_arn: str, endpoint: str | None) -> Any:
+    from discover.credentials import RoleSession
+
+    kwargs: dict[str, Any] = {"region_name": config.region}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return RoleSession(
+        session.client("sts", **kwargs),
+        role_arn,
+        session_name=f"discover-{stamp}",
+        duration_s=config.session_duration_s,
+    )
+
+
+# --- discover (run) -------------------------------------------------------------------------
+
+
+def _fresh_journal(state_dir: Path) -> Journal:
+    path = state_dir / "journal.jsonl"
+    if path.exists():  # keep the previous run's record
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+        path.rename(state_dir / f"journal-{stamp}.jsonl")
+    return Journal(path)
+
+
+def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
+    from discover.runner import CommandDeployer
+
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    journal = _fresh_journal(state_dir)
+    started = datetime.now(UTC)
+    with environment(config) as (session, role_arn, endpoint):
+        sandbox = _make_sandbox(config, session, role_arn, endpoint)
+        journal.append(
+            "started",
+            role_arn=role_arn,
+            policy_name=config.policy_name,
+            stack_name=config.stack_name,
+            region=config.region,
+            stage=config.stage,
+            command=list(config.deploy_command),
+            local=config.local,
+            max_iterations=config.max_iterations,
+        )
+        deployer = CommandDeployer(
+            config.deploy_command,
+            cwd=config.service_dir,
+            region=config.region,
+            logs_dir=state_dir / "iterations",
+            timeout_s=config.run_timeout_s,
+            endpoint_url=endpoint,
+            echo=None if quiet else sys.stderr,
+        )
+        outcome = discover(
+            deployer,
+            sandbox,
+            _make_sessions(session, config, role_arn, endpoint),
+            journal,
+            LoopSettings(
+                max_iterations=config.max_iterations,
+                propagation_waits_s=config.propagation_waits_s,
+            ),
+        )
+    wall = (datetime.now(UTC) - started).total_seconds()
+    _write_outputs(config, outcome, journal)
+    out.write(outcome.policy.render_json())
+    _summarise(config, outcome, wall)
+    return outcome.reason.exit_code
+
+
+def _write_outputs(config: Config, outcome: Outcome, journal: Journal) -> None:
+    state_dir = config.state_dir
+    (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
+    (state_dir / "report.md").write_text(render_report(list(read_journal(journal.path))), encoding="utf-8")
+    if config.out is not None:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state_dir / "policy.json", config.out)
+
+
+def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
+    runs = len(outcome.iterations)
+    actions = len(outcome.policy.actions)
+    state = config.state_dir
+    lines = []
+    if outcome.reason is StopReason.SUCCEEDED:
+        lines.append(f"discover: converged: {runs} deploy run(s), {actions} action(s), {wall_s:.0f} s.")
+    else:
+        lines.append(f"discover: stopped ({outcome.reason.value}) after {runs} run(s): {outcome.detail}.")
+        for denial in outcome.blocking:
+            lines.append(f"  denied: {denial.action or '?'} on {denial.resource or '?'} ({denial.reason.value})")
+            if not denial.reason.fixable:
+                lines.append(f"  Tip: {_unfixable_tip(denial)}")
+        if outcome.reason is StopReason.DEPLOY_FAILED and outcome.iterations:
+            lines.append("  last output:")
+            lines += [f"    {line}" for line in outcome.iterations[-1].result.tail(15).splitlines()]
+        if outcome.reason is StopReason.UNRESOLVED:
+            lines.append(
+                "  Tip: the output names a refusal but not the IAM action; read the run's log, "
+                "grant the action by hand on the role, and run discover again."
+            )
+    lines.append(f"  policy: {state / 'policy.json'}")
+    lines.append(f"  report: {state / 'report.md'}")
+    lines.append(f"  journal: {state / 'journal.jsonl'}; run logs: {state / 'iterations'}/")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _unfixable_tip(denial: Denial) -> str:
+    from discover.denials import describe_unfixable
+
+    return describe_unfixable(denial.reason)
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+def _read_policy_file(path: Path) -> PolicyDocument:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        msg = f"{path}: no such file"
+        raise PolicyError(msg) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not a JSON policy document ({exc})"
+        raise PolicyError(msg) from exc
+    if not isinstance(document, dict):
+        msg = f"{path}: not a JSON policy document"
+        raise PolicyError(msg)
+    return PolicyDocument.from_dict(document)
+
+
+def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
+    """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
+    from discover.runner import CommandDeployer
+
+    policy = _read_policy_file(policy_path)
+    state_dir = config.state_dir / "verify"
+    with environment(config) as (session, role_arn, endpoint):
+        sandbox = _make_sandbox(config, session, role_arn, endpoint)
+        previous = sandbox.read_policy()
+        sandbox.prepare()
+        if sandbox.stack_status() is not None and not config.local:
+            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
+            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
+        sandbox.apply_policy(policy)
+        try:
+            sessions = _make_sessions(session, config, role_arn, endpoint)
+            deployer = CommandDeployer(
+                config.deploy_command,
+                cwd=config.service_dir,
+                region=config.region,
+                logs_dir=state_dir,
+                timeout_s=config.run_timeout_s,
+                endpoint_url=endpoint,
+                echo=sys.stderr,
+            )
+            started = datetime.now(UTC)
+            result = deployer.deploy(sessions.current(), 1)
+            denials = () if result.succeeded else collect_denials(result, sandbox, started)
+        finally:
+            sandbox.delete_stack()
+            sandbox.apply_policy(previous or PolicyDocument())
+    record = {
+        "verified": result.succeeded,
+        "policy": str(policy_path),
+        "actions": len(policy.actions),
+        "duration_s": result.duration_s,
+        "first_denial": _denial_json(denials[0]) if denials else None,
+    }
+    out.write(json.dumps(record, indent=2) + "\n")
+    if result.succeeded:
+        print(f"discover: verified: the deploy succeeds with only {policy_path}.", file=sys.stderr)
+        return 0
+    if denials:
+        d = denials[0]
+        print(f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}", file=sys.stderr)
+        return 1
+    print(f"discover: not verified: the deploy failed:\n{result.tail(15)}", file=sys.stderr)
+    return 4
+
+
+# --- parse and report -----------------------------------------------------------------------
+
+
+def _denial_json(denial: Denial) -> dict[str, Any]:
+    return {
+        "principal": denial.principal,
+        "action": denial.action,
+        "action_known": denial.action_known,
+        "resource": denial.resource,
+        "reason": denial.reason.value,
+        "fixable": denial.reason.fixable,
+        "source": denial.source,
+        "message": denial.message,
+    }
+
+
+def cmd_parse(args: argparse.Namespace, out: TextIO) -> int:
+    """Stream the file (or stdin) through the parser; JSON list or a table."""
+    from discover.denials import iter_denials
+
+    try:
+        handle: Any = (
+            sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")  # noqa: SIM115
+        )
+    except OSError as exc:
+        msg = f"cannot read {args.file}: {exc.strerror}"
+        raise DiscoverError(msg, exit_code=1) from exc
+    with handle:
+        denials = list(iter_denials(handle))
+    if args.format == "json":
+        out.write(json.dumps([_denial_json(d) for d in denials], indent=2) + "\n")
+        return 0
+    rows = [("ACTION", "RESOURCE", "REASON", "PRINCIPAL")]
+    rows += [(d.action or "-", d.resource or "-", d.reason.value, d.principal or "-") for d in denials]
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(3)]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3] + "\n")
+    out.write(f"{len(denials)} denial(s)\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    state_dir = Path(args.service_dir or ".").resolve() / ".discover"
+    path = state_dir / "journal.jsonl"
+    records = list(read_journal(path))
+    if not records:
+        msg = f"no journal at {path}"
+        raise DiscoverError(msg, tip="Run discover in this service folder first.", exit_code=2)
+    report = render_report(records)
+    (state_dir / "report.md").write_text(report, encoding="utf-8")
+    out.write(report)
+    return 0

