@@ -1,9 +1,9 @@
 """The command line: parse arguments, set up logging, run, print, exit. The only place that exits.
 
-    discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default command)
-    discover parse [FILE|-] [--format json|table]  list the denials in a log
-    discover verify --policy FILE [OPTIONS]        deploy once with only that policy
-    discover report [--service-dir DIR]            re-render the review report from the journal
+discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default command)
+discover parse [FILE|-] [--format json|table]  list the denials in a log
+discover verify --policy FILE [OPTIONS]        deploy once with only that policy
+discover report [--service-dir DIR]            re-render the review report from the journal
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def configure_logging(fmt: str, verbose: bool) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.INFO
+        ),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
@@ -76,11 +78,16 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", help="stage to deploy (default: serverless.yml's, else dev)")
     parser.add_argument("--stack-name", help="CloudFormation stack (default: SERVICE-STAGE)")
     parser.add_argument(
-        "--policy-name", help=f"the inline policy discover owns on the role (default: {DEFAULT_POLICY_NAME})"
+        "--policy-name",
+        help=f"the inline policy discover owns on the role (default: {DEFAULT_POLICY_NAME})",
     )
     parser.add_argument("--cli", help="the Serverless-compatible CLI (default: serverless)")
-    parser.add_argument("--local", action="store_true", default=None, help="use the embedded AWS sandbox")
-    parser.add_argument("--run-timeout", type=float, help="seconds one deploy may take (default 1800)")
+    parser.add_argument(
+        "--local", action="store_true", default=None, help="use the embedded AWS sandbox"
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, help="seconds one deploy may take (default 1800)"
+    )
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     parser.add_argument("-v", "--verbose", action="store_true")
 
@@ -95,7 +102,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     if command == "run":
         _common_options(parser)
         parser.add_argument(
-            "--max-iterations", type=int, help=f"deploy runs at most (default {DEFAULT_MAX_ITERATIONS})"
+            "--max-iterations",
+            type=int,
+            help=f"deploy runs at most (default {DEFAULT_MAX_ITERATIONS})",
         )
         parser.add_argument("--out", help="also write the policy to this file")
         parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
@@ -106,7 +115,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("file", nargs="?", default="-", help="a log file, or - for stdin")
         parser.add_argument("--format", choices=("json", "table"), default="json")
     elif command == "report":
-        parser.add_argument("--service-dir", help="the service folder (default: the current folder)")
+        parser.add_argument(
+            "--service-dir", help="the service folder (default: the current folder)"
+        )
     return parser
 
 
@@ -118,10 +129,8 @@ def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _flags(args: argparse.Namespace, command: list[str]) -> dict[str, Any]:
-    flags = {k: v for k, v in vars(args).items()}
+    flags = dict(vars(args))
     flags["command"] = command
-    if flags.get("run_timeout") is not None:
-        flags["run_timeout"] = flags["run_timeout"]
     cli = flags.get("cli")
     if cli and "/" in cli:
         flags["cli"] = str(Path(cli).resolve())  # the deploy runs in the service folder
@@ -199,7 +208,9 @@ def _make_sandbox(config: Config, session: Any, role_arn: str, endpoint: str | N
     identity = sandbox.admin_identity()
     role_account = role_arn.split(":")[4]
     if identity["account"] != role_account:
-        msg = f"the credentials are for account {identity['account']}, the role is in {role_account}"
+        msg = (
+            f"the credentials are for account {identity['account']}, the role is in {role_account}"
+        )
         raise ConfigError(msg, tip="Run discover with admin credentials of the sandbox account.")
     return sandbox
 
@@ -279,7 +290,9 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
 def _write_outputs(config: Config, outcome: Outcome, journal: Journal) -> None:
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(render_report(list(read_journal(journal.path))), encoding="utf-8")
+    (state_dir / "report.md").write_text(
+        render_report(list(read_journal(journal.path))), encoding="utf-8"
+    )
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(state_dir / "policy.json", config.out)
@@ -291,11 +304,16 @@ def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
     state = config.state_dir
     lines = []
     if outcome.reason is StopReason.SUCCEEDED:
-        lines.append(f"discover: converged: {runs} deploy run(s), {actions} action(s), {wall_s:.0f} s.")
+        lines.append(
+            f"discover: converged: {runs} deploy run(s), {actions} action(s), {wall_s:.0f} s."
+        )
     else:
-        lines.append(f"discover: stopped ({outcome.reason.value}) after {runs} run(s): {outcome.detail}.")
+        lines.append(
+            f"discover: stopped ({outcome.reason.value}) after {runs} run(s): {outcome.detail}."
+        )
         for denial in outcome.blocking:
-            lines.append(f"  denied: {denial.action or '?'} on {denial.resource or '?'} ({denial.reason.value})")
+            what = f"{denial.action or '?'} on {denial.resource or '?'}"
+            lines.append(f"  denied: {what} ({denial.reason.value})")
             if not denial.reason.fixable:
                 lines.append(f"  Tip: {_unfixable_tip(denial)}")
         if outcome.reason is StopReason.DEPLOY_FAILED and outcome.iterations:
@@ -315,7 +333,7 @@ def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
 def _unfixable_tip(denial: Denial) -> str:
     from discover.denials import describe_unfixable
 
-    return describe_unfixable(denial.reason)
+    return str(describe_unfixable(denial.reason))
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -380,7 +398,10 @@ def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
         return 0
     if denials:
         d = denials[0]
-        print(f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}", file=sys.stderr)
+        print(
+            f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}",
+            file=sys.stderr,
+        )
         return 1
     print(f"discover: not verified: the deploy failed:\n{result.tail(15)}", file=sys.stderr)
     return 4
@@ -419,10 +440,17 @@ def cmd_parse(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps([_denial_json(d) for d in denials], indent=2) + "\n")
         return 0
     rows = [("ACTION", "RESOURCE", "REASON", "PRINCIPAL")]
-    rows += [(d.action or "-", d.resource or "-", d.reason.value, d.principal or "-") for d in denials]
+    rows += [
+        (d.action or "-", d.resource or "-", d.reason.value, d.principal or "-") for d in denials
+    ]
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(3)]
     for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3] + "\n")
+        out.write(
+            "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True))
+            + "  "
+            + row[3]
+            + "\n"
+        )
     out.write(f"{len(denials)} denial(s)\n")
     return 0
 

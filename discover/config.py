@@ -1,4 +1,6 @@
-"""``Config``: one run's settings from flags, ``discover.toml`` and ``serverless.yml``; validated once.
+"""``Config``: one run's settings from flags, ``discover.toml`` and ``serverless.yml``.
+
+Validated once, here.
 
 Precedence: command-line flags, then ``discover.toml`` in the service folder, then what
 ``serverless.yml`` says (service name, stage, region), then defaults.
@@ -65,7 +67,7 @@ class Config:
         return self.service_dir / STATE_DIR
 
 
-_KEYS = {
+_KEYS: dict[str, type | tuple[type, ...]] = {
     "role_arn": str,
     "region": str,
     "stage": str,

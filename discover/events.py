@@ -42,7 +42,9 @@ def denials_from_events(events: Iterable[Mapping[str, Any]], since: datetime) ->
         text = str(event["ResourceStatusReason"])
         for denial in parse_denials(text, source="stack-event"):
             found.append(
-                _with_message(denial, f"{logical_id} ({resource_type}) {event.get('ResourceStatus')}: {text}")
+                _with_message(
+                    denial, f"{logical_id} ({resource_type}) {event.get('ResourceStatus')}: {text}"
+                )
             )
     return dedupe(found)
 

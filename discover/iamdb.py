@@ -151,7 +151,9 @@ def _arn_format_regex(arn_format: str, greedy_tail: bool) -> re.Pattern[str]:
         name = m.group(1)
         # The last placeholder of a path-like ARN may hold slashes (S3 keys, API paths).
         greedy = greedy_tail and m.end() == len(arn_format)
-        body = ".+" if greedy else "[^:/]*" if name in {"Partition", "Region", "Account"} else "[^/]+"
+        body = (
+            ".+" if greedy else "[^:/]*" if name in {"Partition", "Region", "Account"} else "[^/]+"
+        )
         if name in seen:
             parts.append(f"(?:{body})")
         else:

@@ -48,8 +48,8 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
+        for raw in handle:
+            line = raw.strip()
             if not line:
                 continue
             try:

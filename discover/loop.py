@@ -9,11 +9,11 @@ drives real AWS and the local sandbox alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from discover.credentials import Credentials
 from discover.denials import Denial, Reason, dedupe, parse_denials
@@ -190,6 +190,43 @@ def plan_grants(
     return grants, unfixable, unresolved
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What one failed run means: stop (with why), wait for IAM, or grant and go on."""
+
+    stop: StopReason | None = None
+    detail: str = ""
+    blocking: tuple[Denial, ...] = ()
+    wait: bool = False
+
+
+def judge(
+    denials: tuple[Denial, ...],
+    evidence: list[Evidence],
+    unfixable: list[Denial],
+    unresolved: list[Denial],
+    *,
+    can_wait: bool,
+) -> _Verdict:
+    """Decide what a failed run's denials mean for the loop (pure)."""
+    if unfixable:
+        return _Verdict(StopReason.UNFIXABLE, "a denial no allow can fix", tuple(unfixable))
+    if evidence:
+        return _Verdict()
+    if unresolved:
+        return _Verdict(
+            StopReason.UNRESOLVED, "denied, but nothing grantable named", tuple(unresolved)
+        )
+    if not denials:
+        return _Verdict(StopReason.DEPLOY_FAILED, "the deploy failed without a permission denial")
+    if can_wait:
+        # Granted already, denied again: IAM may not have propagated yet.
+        return _Verdict(wait=True)
+    return _Verdict(
+        StopReason.NO_PROGRESS, "the same denial came back after it was granted", denials
+    )
+
+
 def discover(
     deployer: Deployer,
     sandbox: Sandbox,
@@ -216,25 +253,13 @@ def discover(
         journal.append("policy_applied", iteration=number - 1, policy=policy.to_dict())
         expired_retries = 0
         while number <= last:
-            sandbox.prepare()
-            credentials = sessions.current()
             started = now()
-            journal.append("run_started", iteration=number)
-            result = deployer.deploy(credentials, number)
-            journal.append(
-                "run_finished",
-                iteration=number,
-                returncode=result.returncode,
-                duration_s=result.duration_s,
-                timed_out=result.timed_out,
-                log=str(result.log_path) if result.log_path else None,
-            )
-            if result.succeeded:
+            result = _run_once(deployer, sandbox, sessions, journal, number)
+            if result.succeeded or result.timed_out:
                 iterations.append(Iteration(number, result, (), (), policy))
+                if result.timed_out:
+                    return stop(StopReason.DEPLOY_FAILED, "the deploy timed out")
                 return stop(StopReason.SUCCEEDED, f"deployed after {len(iterations)} run(s)")
-            if result.timed_out:
-                iterations.append(Iteration(number, result, (), (), policy))
-                return stop(StopReason.DEPLOY_FAILED, "the deploy timed out", ())
             if _is_expired_token(result) and expired_retries < 2:
                 # The session ran out mid-deploy: not a permission problem; same iteration again.
                 expired_retries += 1
@@ -244,42 +269,51 @@ def discover(
             expired_retries = 0
             denials = collect_denials(result, sandbox, started)
             journal.append(
-                "denials",
-                iteration=number,
-                denials=[_denial_record(d) for d in denials],
+                "denials", iteration=number, denials=[_denial_record(d) for d in denials]
             )
             evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
-            if unfixable:
-                iterations.append(Iteration(number, result, denials, (), policy))
-                return stop(StopReason.UNFIXABLE, "a denial no allow can fix", unfixable)
+            verdict = judge(denials, evidence, unfixable, unresolved, can_wait=bool(waits))
             if not evidence:
                 iterations.append(Iteration(number, result, denials, (), policy))
-                if unresolved:
-                    return stop(StopReason.UNRESOLVED, "denied, but nothing grantable named", unresolved)
-                if not denials:
-                    return stop(StopReason.DEPLOY_FAILED, "the deploy failed without a permission denial")
-                if waits:
-                    # Granted already, denied again: IAM may not have propagated yet.
-                    wait = waits.pop(0)
-                    journal.append("propagation_wait", iteration=number, seconds=wait)
-                    sleep(wait)
-                    number += 1
-                    continue
-                return stop(StopReason.NO_PROGRESS, "the same denial came back after it was granted", denials)
-            waits = list(settings.propagation_waits_s)
-            policy = policy.with_grants(e.grant for e in evidence)
-            sandbox.apply_policy(policy)
-            journal.append(
-                "granted",
-                iteration=number,
-                grants=[_evidence_record(e) for e in evidence],
-                policy=policy.to_dict(),
-            )
-            iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
+            if verdict.stop is not None:
+                return stop(verdict.stop, verdict.detail, verdict.blocking)
+            if verdict.wait:
+                wait = waits.pop(0)
+                journal.append("propagation_wait", iteration=number, seconds=wait)
+                sleep(wait)
+            else:
+                waits = list(settings.propagation_waits_s)
+                policy = policy.with_grants(e.grant for e in evidence)
+                sandbox.apply_policy(policy)
+                journal.append(
+                    "granted",
+                    iteration=number,
+                    grants=[_evidence_record(e) for e in evidence],
+                    policy=policy.to_dict(),
+                )
+                iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
             number += 1
         return stop(StopReason.LIMIT, f"not converged after {settings.max_iterations} run(s)")
     except KeyboardInterrupt:
         return stop(StopReason.INTERRUPTED, "interrupted; the role has the policy granted so far")
+
+
+def _run_once(
+    deployer: Deployer, sandbox: Sandbox, sessions: Sessions, journal: Journal, number: int
+) -> DeployResult:
+    sandbox.prepare()
+    credentials = sessions.current()
+    journal.append("run_started", iteration=number)
+    result = deployer.deploy(credentials, number)
+    journal.append(
+        "run_finished",
+        iteration=number,
+        returncode=result.returncode,
+        duration_s=result.duration_s,
+        timed_out=result.timed_out,
+        log=str(result.log_path) if result.log_path else None,
+    )
+    return result
 
 
 def _denial_record(denial: Denial) -> dict[str, object]:
@@ -303,14 +337,14 @@ def _evidence_record(evidence: Evidence) -> dict[str, object]:
     }
 
 
-def rebuild_evidence(records: Iterable[dict[str, object]]) -> tuple[Evidence, ...]:
+def rebuild_evidence(records: Iterable[Mapping[str, Any]]) -> tuple[Evidence, ...]:
     """The evidence of a journal's ``granted`` events (for ``discover report``)."""
     found = []
     for record in records:
         if record.get("event") != "granted":
             continue
         iteration = int(str(record["iteration"]))
-        for raw in record.get("grants", []):  # type: ignore[attr-defined]
+        for raw in record.get("grants", []):
             denial = raw["denial"]
             grant = Grant(
                 Action(raw["action"]),
@@ -346,5 +380,4 @@ __all__ = [
     "StopReason",
     "discover",
     "owns_principal",
-    "replace",
 ]

@@ -26,7 +26,8 @@ INLINE_ROLE_POLICIES_QUOTA = 10_240
 MANAGED_POLICY_QUOTA = 6_144
 
 Condition = tuple[tuple[str, str, tuple[str, ...]], ...]
-"""(operator, key, values) triples, sorted: ``(("StringEquals", "iam:PassedToService", ("lambda.amazonaws.com",)),)``."""
+"""Sorted (operator, key, values) triples, e.g.
+``(("StringEquals", "iam:PassedToService", ("lambda.amazonaws.com",)),)``."""
 
 
 class PolicyError(DiscoverError):
@@ -67,7 +68,9 @@ class Statement:
             block: dict[str, dict[str, Any]] = defaultdict(dict)
             for operator, key, values in self.condition:
                 block[operator][key] = values[0] if len(values) == 1 else list(values)
-            statement["Condition"] = {op: dict(sorted(v.items())) for op, v in sorted(block.items())}
+            statement["Condition"] = {
+                op: dict(sorted(v.items())) for op, v in sorted(block.items())
+            }
         return statement
 
 
@@ -113,7 +116,12 @@ class PolicyDocument:
             key = ("*",) if "*" in resources else tuple(sorted(resources))
             grouped[(key, condition)].append(action)
         statements = [
-            Statement(_sid(tuple(sorted(actions)), resources, condition), tuple(sorted(actions)), resources, condition)
+            Statement(
+                _sid(tuple(sorted(actions)), resources, condition),
+                tuple(sorted(actions)),
+                resources,
+                condition,
+            )
             for (resources, condition), actions in grouped.items()
         ]
         return tuple(sorted(statements, key=lambda s: (s.actions, s.resources, s.condition)))
@@ -160,8 +168,8 @@ class PolicyDocument:
 def _read_condition(block: Mapping[str, Any]) -> Condition:
     triples = []
     for operator, entries in block.items():
-        for key, values in entries.items():
-            values = [values] if isinstance(values, str) else values
+        for key, raw in entries.items():
+            values = [raw] if isinstance(raw, str) else raw
             triples.append((str(operator), str(key), tuple(sorted(str(v) for v in values))))
     return tuple(sorted(triples))
 

@@ -6,7 +6,7 @@ report never says more than the run recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from discover import iamdb
@@ -44,7 +44,8 @@ def review_flags(policy: PolicyDocument, evidence: Iterable[Evidence]) -> list[s
             scoped = sorted(
                 f"{g.action} on {g.resource}" for g in policy.grants if g.action in combination
             )
-            flags.append(f"Privilege escalation: {' + '.join(sorted(combination))} {risk} ({'; '.join(scoped)}).")
+            names = " + ".join(sorted(combination))
+            flags.append(f"Privilege escalation: {names} {risk} ({'; '.join(scoped)}).")
     notes = {(e.grant.action, e.grant.resource): e.note for e in evidence}
     for grant in sorted(policy.grants):
         if grant.resource == "*":
@@ -54,7 +55,8 @@ def review_flags(policy: PolicyDocument, evidence: Iterable[Evidence]) -> list[s
         {
             g.action
             for g in policy.grants
-            if g.action.startswith("iam:") and _access_level(g.action) in {"Write", "Permissions management"}
+            if g.action.startswith("iam:")
+            and _access_level(g.action) in {"Write", "Permissions management"}
         }
     )
     if iam_writes:
@@ -66,7 +68,7 @@ def _access_level(action: str) -> str:
     return iamdb.access_level(iamdb.Action(action))
 
 
-def render_report(records: list[Mapping[str, Any]]) -> str:
+def render_report(records: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown report for one journal."""
     started = next((r for r in records if r["event"] == "started"), {})
     stopped = next((r for r in reversed(records) if r["event"] == "stopped"), None)
@@ -79,7 +81,8 @@ def render_report(records: list[Mapping[str, Any]]) -> str:
     else:
         lines += [f"**Outcome:** {stopped['reason']} ({_md(str(stopped.get('detail', '')))}).", ""]
     lines += [
-        f"- Sandbox role: `{started.get('role_arn', '?')}`, inline policy `{started.get('policy_name', '?')}`",
+        f"- Sandbox role: `{started.get('role_arn', '?')}`",
+        f"- Inline policy: `{started.get('policy_name', '?')}`",
         f"- Deploy command: `{_md(' '.join(started.get('command', [])))}`",
         f"- IAM data version: `{iamdb.data_version()}`",
         f"- Policy size: {policy.size()} of {10240} non-whitespace characters (role inline quota)",
@@ -100,9 +103,19 @@ def render_report(records: list[Mapping[str, Any]]) -> str:
             f"| `{item.grant.action}` | `{_md(item.grant.resource)}` | {item.iteration} | "
             f"{_md(item.denial.source)} | {_md(item.note)} | {_md(item.denial.message)[:400]} |"
         )
-    lines += ["", "## Runs", "", "| Run | Duration (s) | Exit code | Denials | Granted |", "| --- | --- | --- | --- | --- |"]
-    denials_by_run = {int(r["iteration"]): len(r.get("denials", [])) for r in records if r["event"] == "denials"}
-    grants_by_run = {int(r["iteration"]): len(r.get("grants", [])) for r in records if r["event"] == "granted"}
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| Run | Duration (s) | Exit code | Denials | Granted |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    denials_by_run = {
+        int(r["iteration"]): len(r.get("denials", [])) for r in records if r["event"] == "denials"
+    }
+    grants_by_run = {
+        int(r["iteration"]): len(r.get("grants", [])) for r in records if r["event"] == "granted"
+    }
     for record in records:
         if record["event"] != "run_finished":
             continue

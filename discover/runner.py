@@ -7,6 +7,7 @@ only, so a CLI that prints gigabytes costs disk, not RAM.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ TAIL_BYTES = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-class CommandNotFound(DiscoverError):
+class CommandNotFoundError(DiscoverError):
     """The deploy command's executable does not exist."""
 
     exit_code = 2
@@ -74,14 +75,17 @@ def run_command(
         )
     except FileNotFoundError as exc:
         msg = f"deploy command not found: {argv[0]}"
-        raise CommandNotFound(msg, tip="Pass --cli PATH to the Serverless CLI, or a full command after --.") from exc
+        raise CommandNotFoundError(
+            msg, tip="Pass --cli PATH to the Serverless CLI, or a full command after --."
+        ) from exc
     except PermissionError as exc:
         msg = f"deploy command not executable: {argv[0]}"
-        raise CommandNotFound(msg) from exc
+        raise CommandNotFoundError(msg) from exc
     tail = bytearray()
     truncated = False
     assert process.stdout is not None
     stdout = process.stdout
+    assert isinstance(stdout, io.BufferedReader)
 
     def pump() -> None:
         nonlocal truncated

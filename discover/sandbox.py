@@ -52,8 +52,13 @@ class SandboxError(DiscoverError):
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, botocore.exceptions.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
-        return code in _THROTTLING or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-    return isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError)
+        return (
+            code in _THROTTLING
+            or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+        )
+    return isinstance(
+        exc, botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError
+    )
 
 
 aws_retry = retry(
@@ -129,7 +134,11 @@ class AwsSandbox:
             self.iam.get_role(RoleName=self.role_name)
         except botocore.exceptions.ClientError as exc:
             msg = f"cannot read the sandbox role {self.role_arn}: {_code(exc)}"
-            raise SandboxError(msg, tip="Create the role first (see the README), and run discover with credentials that may edit it.") from exc
+            raise SandboxError(
+                msg,
+                tip="Create the role first (see the README), and run discover with "
+                "credentials that may edit it.",
+            ) from exc
 
     @aws_retry
     def apply_policy(self, policy: PolicyDocument) -> None:
@@ -162,7 +171,11 @@ class AwsSandbox:
         """Wait out a stack operation in progress; delete the stack if its state blocks deploys."""
         deadline = time.monotonic() + self._stack_wait_s
         status = self.stack_status()
-        while status is not None and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        while (
+            status is not None
+            and status.endswith("_IN_PROGRESS")
+            and status != "REVIEW_IN_PROGRESS"
+        ):
             if time.monotonic() > deadline:
                 msg = f"stack {self._stack_name} stayed {status} for {self._stack_wait_s:.0f} s"
                 raise SandboxError(msg, tip="Wait for it to finish in the console, then run again.")
@@ -233,7 +246,6 @@ class AwsSandbox:
         return str(physical) if physical else None
 
     def locate(self, target: Target) -> str | None:
-        if target in (Target.DEPLOYMENT_BUCKET, Target.DEPLOYMENT_OBJECTS):
-            bucket = self._bucket_name()
-            return f"arn:aws:s3:::{bucket}" if bucket else None
-        return None
+        # Every target today is the deployment bucket (its objects get "/*" from the loop).
+        bucket = self._bucket_name()
+        return f"arn:aws:s3:::{bucket}" if bucket and target in Target else None

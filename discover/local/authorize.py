@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
@@ -147,10 +147,10 @@ def _matches(patterns: list[Any], value: str, *, case_sensitive: bool) -> bool:
 
 
 _CONDITION_OPERATORS: dict[str, Callable[[str, str], bool]] = {
-    "StringEquals": lambda actual, expected: actual == expected,
-    "StringLike": lambda actual, expected: fnmatchcase(actual, expected),
-    "ArnEquals": lambda actual, expected: actual == expected,
-    "ArnLike": lambda actual, expected: fnmatchcase(actual, expected),
+    "StringEquals": str.__eq__,
+    "StringLike": fnmatchcase,
+    "ArnEquals": str.__eq__,
+    "ArnLike": fnmatchcase,
 }
 
 
@@ -185,7 +185,7 @@ def _statement_applies(
 
 
 def evaluate(
-    policies: list[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, str]
+    policies: Sequence[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, str]
 ) -> Decision:
     """IAM's identity-policy logic: an explicit Deny wins; otherwise an Allow is needed."""
     allowed = False
@@ -240,7 +240,6 @@ def protocol_of(service: str) -> str:
         pass
     for name in session.get_available_services():
         model = session.get_service_model(name)
-        if model.signing_name == service or name == service:
+        if service in (model.signing_name, name):
             return str(model.protocol)
     return "query"
-

@@ -13,8 +13,12 @@ from typing import Any
 from discover.local import authorize
 from discover.local.authorize import AuthorizationLog, Decision, Request
 
-_applied = False
-_log = AuthorizationLog(None)
+
+class _State:
+    """What the patches share: whether they are in, and where decisions are logged."""
+
+    applied = False
+    log = AuthorizationLog(None)
 
 
 def _request_params(handler: Any) -> dict[str, Any]:
@@ -50,10 +54,10 @@ def _access_denied(service: str, message: str) -> Exception:
         json_error.code = 403
         return json_error
 
-    class _AccessDenied(_RESTError):
+    class _AccessDeniedError(_RESTError):
         code = 403
 
-    return _AccessDenied("AccessDenied", message)
+    return _AccessDeniedError("AccessDenied", message)
 
 
 def _authenticate_and_authorize_action(
@@ -105,10 +109,13 @@ def _authenticate_and_authorize_action(
         return  # AWS answers GetCallerIdentity whatever the policies say.
     policies = [_policy_json(p) for p in iam_request._access_key.collect_policies()]
     decision = authorize.evaluate(policies, action, arn, {})
-    if decision is Decision.ALLOWED and iam_request._is_assuming_role_operation(arn):
-        if not iam_request._check_role_trust_relationship(arn):
-            decision = Decision.IMPLICIT_DENY
-    _log.record(
+    if (
+        decision is Decision.ALLOWED
+        and iam_request._is_assuming_role_operation(arn)
+        and not iam_request._check_role_trust_relationship(arn)
+    ):
+        decision = Decision.IMPLICIT_DENY
+    _State.log.record(
         principal=principal,
         action=action,
         resource=arn,
@@ -154,9 +161,8 @@ def _validate_template(self: Any, template: str) -> list[Any]:
 
 def apply(authorization_log: Path | None = None) -> None:
     """Install the patches (idempotent)."""
-    global _applied, _log
-    _log = AuthorizationLog(authorization_log)
-    if _applied:
+    _State.log = AuthorizationLog(authorization_log)
+    if _State.applied:
         return
     from moto.cloudformation.models import CloudFormationBackend
     from moto.core.authorization import ActionAuthenticatorMixin
@@ -167,4 +173,4 @@ def apply(authorization_log: Path | None = None) -> None:
     )
     IAMRequestBase._create_aws_request = _create_aws_request  # type: ignore[method-assign]
     CloudFormationBackend.validate_template = _validate_template  # type: ignore[method-assign]
-    _applied = True
+    _State.applied = True

@@ -1,0 +1,5 @@
+"""``python -m discover``: the same as the ``discover`` command."""
+
+from discover.cli import main
+
+main()
