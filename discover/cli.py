@@ -15,6 +15,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +33,16 @@ from discover.config import (
 from discover.denials import Denial
 from discover.errors import DiscoverError
 from discover.journal import Journal, read_journal
-from discover.loop import LoopSettings, Outcome, StopReason, collect_denials, discover
+from discover.lock import RunLock
+from discover.loop import (
+    Evidence,
+    LoopSettings,
+    Outcome,
+    StopReason,
+    collect_denials,
+    discover,
+    resume_state,
+)
 from discover.policy import PolicyDocument, PolicyError
 from discover.report import render_report
 
@@ -88,6 +98,15 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-timeout", type=float, help="seconds one deploy may take (default 1800)"
     )
+    parser.add_argument(
+        "--sandbox-account", help="the 12-digit account discover may write to (required on AWS)"
+    )
+    parser.add_argument(
+        "--duration-seconds", type=int, help="sandbox session length, within the role's maximum"
+    )
+    parser.add_argument(
+        "--break-lock", action="store_true", help="take over a role lock left by a dead run"
+    )
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     parser.add_argument("-v", "--verbose", action="store_true")
 
@@ -108,6 +127,23 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         )
         parser.add_argument("--out", help="also write the policy to this file")
         parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
+        parser.add_argument(
+            "--allow",
+            action="append",
+            metavar="ACTION",
+            help="grant this high-risk action without asking (repeatable)",
+        )
+        parser.add_argument(
+            "--yes", action="store_true", help="grant high-risk actions without asking"
+        )
+        parser.add_argument(
+            "--resume", action="store_true", help="continue the interrupted run in .discover/"
+        )
+        parser.add_argument(
+            "--restore",
+            action="store_true",
+            help="put the role's policy back as it was before discover ran, then exit",
+        )
     elif command == "verify":
         _common_options(parser)
         parser.add_argument("--policy", required=True, help="the policy JSON to verify")
@@ -172,14 +208,24 @@ def run_main(argv: Sequence[str]) -> int:
 # --- environments: the local sandbox or AWS -----------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where a run happens: the admin session, the sandbox role, and (locally) the endpoint."""
+
+    session: Any
+    role_arn: str
+    endpoint: str | None
+    account: str | None  # the account the local sandbox announced; None on AWS
+
+
 @contextlib.contextmanager
-def environment(config: Config) -> Iterator[tuple[Any, str, str | None]]:
-    """(admin boto3 session, sandbox role ARN, endpoint URL) for AWS or the local sandbox."""
+def environment(config: Config) -> Iterator[Environment]:
+    """The admin identity and the sandbox role, on AWS or in a new local sandbox."""
     import boto3
 
     if not config.local:
         assert config.role_arn is not None
-        yield boto3.Session(region_name=config.region), config.role_arn, None
+        yield Environment(boto3.Session(region_name=config.region), config.role_arn, None, None)
         return
     from discover.local.process import LocalSandbox
 
@@ -190,43 +236,65 @@ def environment(config: Config) -> Iterator[tuple[Any, str, str | None]]:
             region_name=config.region,
         )
         log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
-        yield session, info.role_arn, info.endpoint
+        yield Environment(session, info.role_arn, info.endpoint, info.account)
 
 
-def _make_sandbox(config: Config, session: Any, role_arn: str, endpoint: str | None) -> Any:
+def _make_sandbox(config: Config, env: Environment) -> Any:
+    """The sandbox, once the guard rails agree: accounts, the role, the session length."""
+    from discover.guard import check_accounts
     from discover.sandbox import AwsSandbox
 
     sandbox = AwsSandbox(
-        session,
-        role_arn=role_arn,
+        env.session,
+        role_arn=env.role_arn,
         policy_name=config.policy_name,
         stack_name=config.stack_name,
         region=config.region,
-        endpoint_url=endpoint,
+        endpoint_url=env.endpoint,
+    )
+    identity = sandbox.admin_identity()
+    check_accounts(
+        admin_account=identity["account"],
+        role_arn=env.role_arn,
+        sandbox_account=config.sandbox_account or env.account,
     )
     sandbox.check_role()
-    identity = sandbox.admin_identity()
-    role_account = role_arn.split(":")[4]
-    if identity["account"] != role_account:
+    limit = sandbox.max_session_duration()
+    if config.session_duration_s > limit:
         msg = (
-            f"the credentials are for account {identity['account']}, the role is in {role_account}"
+            f"--duration-seconds {config.session_duration_s} exceeds the role's "
+            f"MaxSessionDuration ({limit} s)"
         )
-        raise ConfigError(msg, tip="Run discover with admin credentials of the sandbox account.")
+        raise ConfigError(msg, tip=f"Use at most {limit}, or raise the role's MaxSessionDuration.")
     return sandbox
 
 
-def _make_sessions(session: Any, config: Config, role_arn: str, endpoint: str | None) -> Any:
+def _make_sessions(config: Config, env: Environment) -> Any:
     from discover.credentials import RoleSession
 
     kwargs: dict[str, Any] = {"region_name": config.region}
-    if endpoint:
-        kwargs["endpoint_url"] = endpoint
+    if env.endpoint:
+        kwargs["endpoint_url"] = env.endpoint
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return RoleSession(
-        session.client("sts", **kwargs),
-        role_arn,
+        env.session.client("sts", **kwargs),
+        env.role_arn,
         session_name=f"discover-{stamp}",
         duration_s=config.session_duration_s,
+    )
+
+
+def _make_deployer(config: Config, env: Environment, logs_dir: Path, *, quiet: bool) -> Any:
+    from discover.runner import CommandDeployer
+
+    return CommandDeployer(
+        config.deploy_command,
+        cwd=config.service_dir,
+        region=config.region,
+        logs_dir=logs_dir,
+        timeout_s=config.run_timeout_s,
+        endpoint_url=env.endpoint,
+        echo=None if quiet else sys.stderr,
     )
 
 
@@ -241,50 +309,119 @@ def _fresh_journal(state_dir: Path) -> Journal:
     return Journal(path)
 
 
-def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
-    from discover.runner import CommandDeployer
+def _refuser(config: Config) -> Any:
+    """The loop's ``refuse`` hook: high-risk grants need --allow, --yes, or a yes at a prompt."""
+    from discover.guard import high_risk_grants
 
+    def refuse(evidence: list[Evidence]) -> list[Evidence]:
+        risky = high_risk_grants(
+            [e.grant for e in evidence],
+            config.high_risk,
+            allowed=config.allow,
+            stack_name=config.stack_name,
+        )
+        if not risky or config.yes:
+            return []
+        refused = []
+        for item in evidence:
+            if item.grant not in risky:
+                continue
+            if not sys.stdin.isatty():
+                refused.append(item)
+                continue
+            answer = input(
+                f"discover: grant high-risk {item.grant.action} on {item.grant.resource}? [y/N] "
+            )
+            if answer.strip().lower() not in {"y", "yes"}:
+                refused.append(item)
+        return refused
+
+    return refuse
+
+
+def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    journal = _fresh_journal(state_dir)
     started = datetime.now(UTC)
-    with environment(config) as (session, role_arn, endpoint):
-        sandbox = _make_sandbox(config, session, role_arn, endpoint)
-        journal.append(
-            "started",
-            role_arn=role_arn,
-            policy_name=config.policy_name,
-            stack_name=config.stack_name,
-            region=config.region,
-            stage=config.stage,
-            command=list(config.deploy_command),
-            local=config.local,
-            max_iterations=config.max_iterations,
-        )
-        deployer = CommandDeployer(
-            config.deploy_command,
-            cwd=config.service_dir,
-            region=config.region,
-            logs_dir=state_dir / "iterations",
-            timeout_s=config.run_timeout_s,
-            endpoint_url=endpoint,
-            echo=None if quiet else sys.stderr,
-        )
-        outcome = discover(
-            deployer,
-            sandbox,
-            _make_sessions(session, config, role_arn, endpoint),
-            journal,
-            LoopSettings(
-                max_iterations=config.max_iterations,
-                propagation_waits_s=config.propagation_waits_s,
-            ),
-        )
+    with environment(config) as env:
+        sandbox = _make_sandbox(config, env)
+        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+            if config.restore:
+                return _restore(config, sandbox)
+            journal, settings = _open_journal(config, env, sandbox)
+            outcome = discover(
+                _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
+                sandbox,
+                _make_sessions(config, env),
+                journal,
+                settings,
+                refuse=_refuser(config),
+            )
     wall = (datetime.now(UTC) - started).total_seconds()
     _write_outputs(config, outcome, journal)
     out.write(outcome.policy.render_json())
     _summarise(config, outcome, wall)
     return outcome.reason.exit_code
+
+
+def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journal, LoopSettings]:
+    """A fresh journal (with the role's backup), or the interrupted one with where it stopped."""
+    settings = LoopSettings(
+        max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
+    )
+    if config.resume:
+        journal = Journal(config.state_dir / "journal.jsonl")
+        state = resume_state(list(read_journal(journal.path)), stack_name=config.stack_name)
+        remaining = config.max_iterations - state.last_iteration
+        if remaining < 1:
+            used = f"{state.last_iteration} of {config.max_iterations}"
+            msg = f"the interrupted run already used {used} runs"
+            raise ConfigError(msg, tip="Raise --max-iterations to go on.")
+        journal.append("resumed", iteration=state.last_iteration + 1)
+        settings = replace(
+            settings,
+            max_iterations=remaining,
+            initial_policy=state.policy,
+            first_iteration=state.last_iteration + 1,
+        )
+        return journal, settings
+    journal = _fresh_journal(config.state_dir)
+    journal.append(
+        "started",
+        role_arn=env.role_arn,
+        policy_name=config.policy_name,
+        stack_name=config.stack_name,
+        region=config.region,
+        stage=config.stage,
+        command=list(config.deploy_command),
+        local=config.local,
+        max_iterations=config.max_iterations,
+    )
+    backup = sandbox.backup()
+    journal.append("backup", role_arn=env.role_arn, backup=backup)
+    others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
+    if others:
+        log.warning(
+            "role_has_other_policies",
+            policies=others,
+            hint="their permissions will not be discovered; use a role with none",
+        )
+    return journal, settings
+
+
+def _restore(config: Config, sandbox: Any) -> int:
+    from discover.journal import latest_backup
+
+    backup = latest_backup(config.state_dir)
+    if backup is None:
+        msg = f"no backup of the role in {config.state_dir}"
+        raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
+    sandbox.restore(backup)
+    print(
+        f"discover: restored {config.policy_name} on {sandbox.role_arn} as it was before.",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _write_outputs(config: Config, outcome: Outcome, journal: Journal) -> None:
@@ -356,12 +493,10 @@ def _read_policy_file(path: Path) -> PolicyDocument:
 
 def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
     """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
-    from discover.runner import CommandDeployer
-
     policy = _read_policy_file(policy_path)
     state_dir = config.state_dir / "verify"
-    with environment(config) as (session, role_arn, endpoint):
-        sandbox = _make_sandbox(config, session, role_arn, endpoint)
+    with environment(config) as env:
+        sandbox = _make_sandbox(config, env)
         previous = sandbox.read_policy()
         sandbox.prepare()
         if sandbox.stack_status() is not None and not config.local:
@@ -369,16 +504,8 @@ def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
             raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
         sandbox.apply_policy(policy)
         try:
-            sessions = _make_sessions(session, config, role_arn, endpoint)
-            deployer = CommandDeployer(
-                config.deploy_command,
-                cwd=config.service_dir,
-                region=config.region,
-                logs_dir=state_dir,
-                timeout_s=config.run_timeout_s,
-                endpoint_url=endpoint,
-                echo=sys.stderr,
-            )
+            sessions = _make_sessions(config, env)
+            deployer = _make_deployer(config, env, state_dir, quiet=False)
             started = datetime.now(UTC)
             result = deployer.deploy(sessions.current(), 1)
             denials = () if result.succeeded else collect_denials(result, sandbox, started)

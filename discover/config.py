@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from discover.errors import DiscoverError
+from discover.guard import DEFAULT_HIGH_RISK
 
 CONFIG_FILE = "discover.toml"
 STATE_DIR = ".discover"
@@ -32,6 +33,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _STAGE = re.compile(r"^[A-Za-z0-9-]+$")
 _POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 class ConfigError(DiscoverError):
@@ -59,8 +61,13 @@ class Config:
     run_timeout_s: float
     propagation_waits_s: tuple[float, ...]
     session_duration_s: int = 3600
-    echo: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    sandbox_account: str | None = None
+    high_risk: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    yes: bool = False
+    resume: bool = False
+    restore: bool = False
+    break_lock: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -80,6 +87,9 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "run_timeout": (int, float),
     "propagation_waits": list,
     "session_duration": int,
+    "sandbox_account": str,
+    "high_risk": list,
+    "allow": list,
 }
 
 
@@ -187,7 +197,14 @@ def build_config(flags: Mapping[str, Any]) -> Config:
     run_timeout = float(pick("run_timeout", DEFAULT_RUN_TIMEOUT_S))
     default_waits = () if local else DEFAULT_PROPAGATION_WAITS_S
     waits = tuple(float(w) for w in pick("propagation_waits", default_waits))
-    session_duration = int(pick("session_duration", 3600))
+    session_duration = int(pick("duration_seconds", pick("session_duration", 3600)))
+    # With --local, the sandbox announces its account; on AWS the user must name it.
+    sandbox_account = pick("sandbox_account")
+    if sandbox_account is not None and not _ACCOUNT.match(str(sandbox_account)):
+        msg = f"--sandbox-account {sandbox_account!r} is not a 12-digit account id"
+        raise ConfigError(msg)
+    high_risk = tuple(str(a) for a in pick("high_risk", DEFAULT_HIGH_RISK))
+    allow = tuple(str(a) for a in (flags.get("allow") or []) + list(file_values.get("allow", [])))
 
     _validate(
         role_arn=role_arn,
@@ -217,6 +234,13 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         run_timeout_s=run_timeout,
         propagation_waits_s=waits,
         session_duration_s=session_duration,
+        sandbox_account=str(sandbox_account) if sandbox_account is not None else None,
+        high_risk=high_risk,
+        allow=allow,
+        yes=bool(flags.get("yes")),
+        resume=bool(flags.get("resume")),
+        restore=bool(flags.get("restore")),
+        break_lock=bool(flags.get("break_lock")),
     )
 
 

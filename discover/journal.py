@@ -58,3 +58,14 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(record, dict) and "event" in record:
                 yield record
+
+
+def latest_backup(state_dir: Path) -> dict[str, Any] | None:
+    """The role backup of the most recent journal in ``state_dir`` that has one."""
+    journals = [*sorted(state_dir.glob("journal-*.jsonl")), state_dir / "journal.jsonl"]
+    for path in reversed(journals):
+        backups = [r for r in read_journal(path) if r["event"] == "backup"]
+        if backups:
+            backup: dict[str, Any] = backups[0]["backup"]
+            return backup
+    return None

@@ -9,7 +9,7 @@ drives real AWS and the local sandbox alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -31,6 +31,7 @@ class StopReason(str, Enum):
     LIMIT = "limit"
     NO_PROGRESS = "no-progress"
     UNFIXABLE = "unfixable"
+    REFUSED = "refused"  # a high-risk grant was not confirmed
     UNRESOLVED = "unresolved"  # denied, but the text does not say what to grant
     DEPLOY_FAILED = "deploy-failed"
     INTERRUPTED = "interrupted"
@@ -46,6 +47,7 @@ _EXIT_CODES = {
     StopReason.NO_PROGRESS: 1,
     StopReason.UNRESOLVED: 1,
     StopReason.UNFIXABLE: 3,
+    StopReason.REFUSED: 3,
     StopReason.DEPLOY_FAILED: 4,
     StopReason.INTERRUPTED: 130,
 }
@@ -236,8 +238,13 @@ def discover(
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
 ) -> Outcome:
-    """Run the loop until the deploy succeeds or a stop condition holds."""
+    """Run the loop until the deploy succeeds or a stop condition holds.
+
+    ``refuse`` sees each batch of new grants before it is applied and returns those that must
+    not be made (high-risk actions nobody confirmed); any refusal stops the loop.
+    """
     policy = settings.initial_policy
     iterations: list[Iteration] = []
     waits = list(settings.propagation_waits_s)
@@ -282,8 +289,19 @@ def discover(
                 journal.append("propagation_wait", iteration=number, seconds=wait)
                 sleep(wait)
             else:
+                refused = refuse(evidence)
+                if refused:
+                    iterations.append(Iteration(number, result, denials, (), policy))
+                    return stop(
+                        StopReason.REFUSED,
+                        "a high-risk grant needs confirmation (--allow ACTION or --yes)",
+                        [e.denial for e in refused],
+                    )
                 waits = list(settings.propagation_waits_s)
-                policy = policy.with_grants(e.grant for e in evidence)
+                planned = policy.with_grants(e.grant for e in evidence)
+                # Journal first: a run killed during the apply resumes from the planned policy.
+                journal.append("grant_planned", iteration=number, policy=planned.to_dict())
+                policy = planned
                 sandbox.apply_policy(policy)
                 journal.append(
                     "granted",
@@ -314,6 +332,42 @@ def _run_once(
         log=str(result.log_path) if result.log_path else None,
     )
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """Where an interrupted run stopped: its last policy and its last run's number."""
+
+    policy: PolicyDocument
+    last_iteration: int
+
+
+_POLICY_EVENTS = frozenset({"grant_planned", "granted", "policy_applied"})
+
+
+def resume_state(records: Sequence[Mapping[str, Any]], *, stack_name: str) -> ResumeState:
+    """Read an interrupted run's journal; refuse one that is not resumable."""
+    from discover.errors import DiscoverError
+
+    started = next((r for r in records if r["event"] == "started"), None)
+    if started is None:
+        msg = "no interrupted run to resume: the journal is empty or has no start"
+        raise DiscoverError(msg, tip="Run without --resume.")
+    if started.get("stack_name") != stack_name:
+        msg = f"the journal is for stack {started.get('stack_name')}, not {stack_name}"
+        raise DiscoverError(msg, tip="Resume with the same options as the interrupted run.")
+    last = records[-1]
+    if last["event"] == "stopped" and last.get("reason") == StopReason.SUCCEEDED.value:
+        msg = "the run in the journal already converged"
+        raise DiscoverError(msg, tip="Run without --resume to discover again.")
+    policy_records = [r for r in records if r["event"] in _POLICY_EVENTS and "policy" in r]
+    policy = (
+        PolicyDocument.from_dict(policy_records[-1]["policy"])
+        if policy_records
+        else PolicyDocument()
+    )
+    runs = [int(r["iteration"]) for r in records if r["event"] == "run_started"]
+    return ResumeState(policy, max(runs, default=0))
 
 
 def _denial_record(denial: Denial) -> dict[str, object]:
@@ -380,4 +434,5 @@ __all__ = [
     "StopReason",
     "discover",
     "owns_principal",
+    "resume_state",
 ]

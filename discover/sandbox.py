@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import botocore.exceptions
 from tenacity import (
@@ -69,6 +70,14 @@ aws_retry = retry(
 )
 
 
+def _decode_document(document: Any) -> dict[str, Any]:
+    """IAM returns policy documents URL-encoded; boto3 usually decodes them already."""
+    if isinstance(document, str):
+        decoded: dict[str, Any] = json.loads(unquote(document))
+        return decoded
+    return dict(document)
+
+
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -120,12 +129,7 @@ class AwsSandbox:
             if _code(exc) == "NoSuchEntity":
                 return None
             raise
-        document = answer["PolicyDocument"]
-        if isinstance(document, str):
-            from urllib.parse import unquote
-
-            document = json.loads(unquote(document))
-        return PolicyDocument.from_dict(document)
+        return PolicyDocument.from_dict(_decode_document(answer["PolicyDocument"]))
 
     @aws_retry
     def check_role(self) -> None:
@@ -139,6 +143,57 @@ class AwsSandbox:
                 tip="Create the role first (see the README), and run discover with "
                 "credentials that may edit it.",
             ) from exc
+
+    @aws_retry
+    def max_session_duration(self) -> int:
+        return int(
+            self.iam.get_role(RoleName=self.role_name)["Role"].get("MaxSessionDuration", 3600)
+        )
+
+    @aws_retry
+    def backup(self) -> dict[str, Any]:
+        """The role's inline and attached policies as they are now, for the journal."""
+        inline: dict[str, Any] = {}
+        for page in self.iam.get_paginator("list_role_policies").paginate(RoleName=self.role_name):
+            for name in page["PolicyNames"]:
+                document = self.iam.get_role_policy(RoleName=self.role_name, PolicyName=name)
+                inline[name] = _decode_document(document["PolicyDocument"])
+        attached: list[str] = []
+        paginator = self.iam.get_paginator("list_attached_role_policies")
+        for page in paginator.paginate(RoleName=self.role_name):
+            attached += [p["PolicyArn"] for p in page["AttachedPolicies"]]
+        return {"inline": inline, "attached": sorted(attached)}
+
+    def restore(self, backup: dict[str, Any]) -> None:
+        """Put discover's own inline policy back as the backup had it (or remove it)."""
+        document = backup.get("inline", {}).get(self._policy_name)
+        if document is None:
+            self.apply_policy(PolicyDocument())
+        else:
+            self._put_document(document)
+
+    @aws_retry
+    def _put_document(self, document: dict[str, Any]) -> None:
+        self.iam.put_role_policy(
+            RoleName=self.role_name,
+            PolicyName=self._policy_name,
+            PolicyDocument=json.dumps(document, separators=(",", ":")),
+        )
+
+    # --- the run lock, as a tag on the role ---------------------------------------------
+
+    @aws_retry
+    def role_tags(self) -> dict[str, str]:
+        tags = self.iam.list_role_tags(RoleName=self.role_name).get("Tags", [])
+        return {str(t["Key"]): str(t["Value"]) for t in tags}
+
+    @aws_retry
+    def tag_role(self, key: str, value: str) -> None:
+        self.iam.tag_role(RoleName=self.role_name, Tags=[{"Key": key, "Value": value}])
+
+    @aws_retry
+    def untag_role(self, key: str) -> None:
+        self.iam.untag_role(RoleName=self.role_name, TagKeys=[key])
 
     @aws_retry
     def apply_policy(self, policy: PolicyDocument) -> None:
