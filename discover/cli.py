@@ -4,6 +4,7 @@ discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default comm
 discover parse [FILE|-] [--format json|table]  list the denials in a log
 discover verify --policy FILE [OPTIONS]        deploy once with only that policy
 discover report [--service-dir DIR]            re-render the review report from the journal
+discover diff OLD.json NEW.json                what a re-discovery added or removed
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
-import shutil
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from discover.config import (
 )
 from discover.denials import Denial
 from discover.errors import DiscoverError
+from discover.formats import Format, render
 from discover.journal import Journal, read_journal
 from discover.lock import RunLock
 from discover.loop import (
@@ -43,11 +45,11 @@ from discover.loop import (
     discover,
     resume_state,
 )
-from discover.policy import PolicyDocument, PolicyError
+from discover.policy import PolicyDocument, PolicyError, check_quota, load_policy
 from discover.report import render_report
 
 log = structlog.get_logger("discover")
-SUBCOMMANDS = ("run", "parse", "verify", "report")
+SUBCOMMANDS = ("run", "parse", "verify", "report", "diff")
 
 
 # --- logging --------------------------------------------------------------------------------
@@ -126,6 +128,14 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help=f"deploy runs at most (default {DEFAULT_MAX_ITERATIONS})",
         )
         parser.add_argument("--out", help="also write the policy to this file")
+        parser.add_argument(
+            "--format",
+            choices=[f.value for f in Format],
+            default=Format.JSON.value,
+            help="the policy on stdout and --out: IAM JSON (default), a Terraform "
+            "aws_iam_policy_document, a CloudFormation managed policy, or a Serverless "
+            "deploymentRole template (.discover/policy.json stays JSON)",
+        )
         parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
         parser.add_argument(
             "--allow",
@@ -154,6 +164,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--service-dir", help="the service folder (default: the current folder)"
         )
+    elif command == "diff":
+        parser.add_argument("old", help="the policy JSON before (e.g. the committed one)")
+        parser.add_argument("new", help="the policy JSON after (e.g. .discover/policy.json)")
     return parser
 
 
@@ -189,14 +202,13 @@ def run_main(argv: Sequence[str]) -> int:
     args = build_parser(name).parse_args(head)
     configure_logging(getattr(args, "log_format", "auto"), getattr(args, "verbose", False))
     try:
-        if name == "parse":
-            return cmd_parse(args, sys.stdout)
-        if name == "report":
-            return cmd_report(args, sys.stdout)
+        offline = {"parse": cmd_parse, "report": cmd_report, "diff": cmd_diff}
+        if name in offline:
+            return offline[name](args, sys.stdout)
         config = build_config(_flags(args, command))
         if name == "verify":
             return cmd_verify(config, Path(args.policy), sys.stdout)
-        return cmd_run(config, sys.stdout, quiet=bool(args.quiet))
+        return cmd_run(config, sys.stdout, quiet=bool(args.quiet), fmt=Format(args.format))
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -225,7 +237,10 @@ def environment(config: Config) -> Iterator[Environment]:
 
     if not config.local:
         assert config.role_arn is not None
-        yield Environment(boto3.Session(region_name=config.region), config.role_arn, None, None)
+        # An endpoint the user set (an AWS-compatible emulator) is the deploy's endpoint too.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        session = boto3.Session(region_name=config.region)
+        yield Environment(session, config.role_arn, endpoint, None)
         return
     from discover.local.process import LocalSandbox
 
@@ -339,7 +354,9 @@ def _refuser(config: Config) -> Any:
     return refuse
 
 
-def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
+def cmd_run(
+    config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = Format.JSON
+) -> int:
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -358,9 +375,12 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False) -> int:
                 refuse=_refuser(config),
             )
     wall = (datetime.now(UTC) - started).total_seconds()
-    _write_outputs(config, outcome, journal)
-    out.write(outcome.policy.render_json())
+    _write_outputs(config, outcome, journal, fmt)
+    out.write(render(outcome.policy, fmt, name=config.stack_name))
     _summarise(config, outcome, wall)
+    quota = check_quota(outcome.policy)
+    if not quota.fits_managed:
+        print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
     return outcome.reason.exit_code
 
 
@@ -424,7 +444,9 @@ def _restore(config: Config, sandbox: Any) -> int:
     return 0
 
 
-def _write_outputs(config: Config, outcome: Outcome, journal: Journal) -> None:
+def _write_outputs(
+    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
+) -> None:
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
     (state_dir / "report.md").write_text(
@@ -432,7 +454,7 @@ def _write_outputs(config: Config, outcome: Outcome, journal: Journal) -> None:
     )
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(state_dir / "policy.json", config.out)
+        config.out.write_text(render(outcome.policy, fmt, name=config.stack_name), "utf-8")
 
 
 def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
@@ -592,4 +614,13 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     report = render_report(records)
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    """What NEW grants that OLD did not, and the reverse; exit 0 either way."""
+    from discover.diff import diff_policies, render_diff
+
+    old, new = load_policy(Path(args.old)), load_policy(Path(args.new))
+    out.write(render_diff(diff_policies(old, new), args.old, args.new))
     return 0

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from discover.credentials import Credentials
-from discover.denials import Denial, Reason, dedupe, parse_denials
+from discover.denials import Denial, Reason, dedupe, iter_denials
 from discover.events import denials_from_events
 from discover.iamdb import Action
 from discover.journal import Journal
@@ -141,7 +141,7 @@ def _is_expired_token(result: DeployResult) -> bool:
 
 def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> tuple[Denial, ...]:
     """Every denial this run produced: the CLI's output, the stack's events, known messages."""
-    found = list(parse_denials(result.output, source="output"))
+    found = list(iter_denials(result.lines(), source="output"))
     found += denials_from_events(sandbox.stack_events_since(since), since)
     if not found:
         found += _resolve_known_messages(find_known_messages(result.output), sandbox)
@@ -183,7 +183,7 @@ def plan_grants(
         if denial.action is None or not denial.action_known:
             unresolved.append(denial)
             continue
-        scoped = scope(Action(denial.action), denial.resource)
+        scoped = scope(Action(denial.action), denial.resource, origin=denial)
         if scoped is None:
             unresolved.append(denial)
             continue
@@ -202,15 +202,20 @@ class _Verdict:
     wait: bool = False
 
 
-def judge(
+def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     denials: tuple[Denial, ...],
     evidence: list[Evidence],
     unfixable: list[Denial],
     unresolved: list[Denial],
     *,
     can_wait: bool,
+    foreign: Sequence[Denial] = (),
 ) -> _Verdict:
-    """Decide what a failed run's denials mean for the loop (pure)."""
+    """Decide what a failed run's denials mean for the loop (pure).
+
+    ``foreign`` are the denials of principals other than the sandbox role: reported, never
+    granted; when they are all there is, no grant on the role can help.
+    """
     if unfixable:
         return _Verdict(StopReason.UNFIXABLE, "a denial no allow can fix", tuple(unfixable))
     if evidence:
@@ -221,6 +226,12 @@ def judge(
         )
     if not denials:
         return _Verdict(StopReason.DEPLOY_FAILED, "the deploy failed without a permission denial")
+    if len(foreign) == len(denials):
+        return _Verdict(
+            StopReason.UNRESOLVED,
+            "denied for another principal; discover grants only to the sandbox role",
+            tuple(foreign),
+        )
     if can_wait:
         # Granted already, denied again: IAM may not have propagated yet.
         return _Verdict(wait=True)
@@ -279,7 +290,10 @@ def discover(
                 "denials", iteration=number, denials=[_denial_record(d) for d in denials]
             )
             evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
-            verdict = judge(denials, evidence, unfixable, unresolved, can_wait=bool(waits))
+            foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
+            verdict = judge(
+                denials, evidence, unfixable, unresolved, can_wait=bool(waits), foreign=foreign
+            )
             if not evidence:
                 iterations.append(Iteration(number, result, denials, (), policy))
             if verdict.stop is not None:

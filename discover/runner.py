@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -49,6 +49,14 @@ class DeployResult:
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
+
+    def lines(self) -> Iterator[str]:
+        """The whole output, line by line, from the log when there is one (bounded memory)."""
+        if self.log_path is not None and self.log_path.exists():
+            with self.log_path.open(encoding="utf-8", errors="replace") as handle:
+                yield from handle
+        else:
+            yield from self.output.splitlines(keepends=True)
 
 
 def run_command(

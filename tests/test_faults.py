@@ -1,0 +1,426 @@
+"""Fault injection: each way a run can go wrong, against a real local sandbox process.
+
+discover runs as on AWS (admin credentials in the environment, ``--role-arn``,
+``--sandbox-account``), pointed at the sandbox by ``AWS_ENDPOINT_URL``, with a small deploy CLI
+(fixtures/fakecli) that makes real AWS calls and can hang, crash, expire or strike back. Each
+test checks the exit code, the outcome in the journal, the role's final policy, and that the
+journal is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.awsrequest
+import botocore.exceptions
+import pytest
+
+from discover.journal import read_journal
+from discover.local.process import LocalSandboxInfo
+from discover.policy import PolicyDocument
+from discover.sandbox import BLOCKING_STATES, AwsSandbox
+from tests.conftest import FIXTURES, admin_session
+
+pytestmark = pytest.mark.sandbox
+
+FAKE = FIXTURES / "fakecli" / "fake_deploy.py"
+STACK = "fake-dev"
+BUCKET = "fake-dev-artifacts"
+# What the fake deploy does when all goes well: four calls, four grants.
+CALLS = (
+    "s3:list_buckets:{}",
+    f's3:put_object:{{"Bucket": "{BUCKET}", "Key": "build/1/app.zip", "Body": "x"}}',
+    'sqs:create_queue:{"QueueName": "fake-dev-queue"}',
+    "logs:describe_log_groups:{}",
+)
+
+
+@pytest.fixture
+def world(sandbox: LocalSandboxInfo, tmp_path: Path) -> dict[str, Any]:
+    """The sandbox with the fake service's bucket, an empty service folder, admin clients."""
+    admin = admin_session(sandbox)
+    admin.client("s3", endpoint_url=sandbox.endpoint).create_bucket(Bucket=BUCKET)
+    service = tmp_path / "svc"
+    service.mkdir()
+    return {
+        "info": sandbox,
+        "service": service,
+        "iam": admin.client("iam", endpoint_url=sandbox.endpoint),
+        "tmp": tmp_path,
+    }
+
+
+def discover_argv(world: dict[str, Any], *extra: str, fake: tuple[str, ...] = ()) -> list[str]:
+    info: LocalSandboxInfo = world["info"]
+    fake_args = [a for call in CALLS for a in ("--call", call)] + list(fake)
+    return [
+        sys.executable,
+        "-m",
+        "discover",
+        "--role-arn",
+        info.role_arn,
+        "--sandbox-account",
+        info.account,
+        "--service-dir",
+        str(world["service"]),
+        "--stack-name",
+        STACK,
+        "--quiet",
+        "--log-format",
+        "json",
+        *extra,
+        "--",
+        sys.executable,
+        str(FAKE),
+        *fake_args,
+    ]
+
+
+def admin_env(info: LocalSandboxInfo) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=info.access_key_id,
+        AWS_SECRET_ACCESS_KEY=info.secret_access_key,
+        AWS_ENDPOINT_URL=info.endpoint,
+        AWS_REGION=info.region,
+    )
+    return env
+
+
+def run(
+    world: dict[str, Any], *extra: str, fake: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        discover_argv(world, *extra, fake=fake),
+        env=admin_env(world["info"]),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def role_policy(world: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        answer = world["iam"].get_role_policy(RoleName="discover-sandbox", PolicyName="discover")
+    except botocore.exceptions.ClientError:
+        return None
+    document: dict[str, Any] = answer["PolicyDocument"]
+    return document
+
+
+def journal(world: dict[str, Any]) -> list[dict[str, Any]]:
+    """The journal's records, after checking every line is whole JSON (one torn line at most)."""
+    path = world["service"] / ".discover" / "journal.jsonl"
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = list(read_journal(path))
+    assert len(lines) - len(records) <= 1, "more than one torn line"
+    started = [r["iteration"] for r in records if r["event"] == "run_started"]
+    assert started == sorted(started)
+    return records
+
+
+def last_stop(records: list[dict[str, Any]]) -> str:
+    return [r for r in records if r["event"] == "stopped"][-1]["reason"]
+
+
+def granted_actions(document: dict[str, Any] | None) -> set[str]:
+    if document is None:
+        return set()
+    return {a for s in document["Statement"] for a in s["Action"]}
+
+
+def test_baseline_converges(world: dict[str, Any]) -> None:
+    """With nothing going wrong, the fake deploy converges: one grant per call."""
+    result = run(world)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = journal(world)
+    assert last_stop(records) == "succeeded"
+    assert granted_actions(role_policy(world)) == {
+        "s3:ListAllMyBuckets",
+        "s3:PutObject",
+        "sqs:CreateQueue",
+        "logs:DescribeLogGroups",
+    }
+    assert [r["event"] for r in records][:2] == ["started", "backup"]
+
+
+def test_deploy_hangs(world: dict[str, Any]) -> None:
+    """A hanging deploy is killed at --run-timeout; the run stops with exit 4, nothing granted."""
+    began = time.monotonic()
+    result = run(world, "--run-timeout", "2", fake=("--hang", "60"))
+    assert time.monotonic() - began < 45
+    assert result.returncode == 4, result.stderr[-2000:]
+    records = journal(world)
+    assert last_stop(records) == "deploy-failed"
+    assert [r["timed_out"] for r in records if r["event"] == "run_finished"] == [True]
+    assert role_policy(world) is None
+
+
+def test_deploy_crashes(world: dict[str, Any]) -> None:
+    """A deploy that aborts with binary output stops the run with exit 4 and its tail shown."""
+    result = run(world, fake=("--crash",))
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "binary garbage" in result.stderr
+    assert last_stop(journal(world)) == "deploy-failed"
+    assert role_policy(world) is None
+
+
+def test_credentials_expire_mid_run(world: dict[str, Any]) -> None:
+    """ExpiredToken in a run's output renews the session and re-runs, granting nothing for it."""
+    expired = (
+        "An error occurred (ExpiredToken) when calling the CreateChangeSet operation: "
+        "The security token included in the request is expired"
+    )
+    marker = world["tmp"] / "expired-once"
+    result = run(world, fake=("--once-marker", str(marker), "--once-print", expired))
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = journal(world)
+    assert [r["event"] for r in records].count("session_expired") == 1
+    assert len(granted_actions(role_policy(world))) == 4
+
+
+def test_foreign_principal_is_never_granted(world: dict[str, Any]) -> None:
+    """Another principal's denial is reported (exit 1) and nothing is granted to the role."""
+    other = (
+        "User: arn:aws:sts::123456789012:assumed-role/OtherRole/ci is not authorized to perform:"
+        " s3:GetObject on resource: arn:aws:s3:::elsewhere/key because no identity-based"
+        " policy allows the s3:GetObject action"
+    )
+    result = run(world, fake=("--once-marker", str(world["tmp"] / "m"), "--once-print", other))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "OtherRole" not in json.dumps(role_policy(world))
+    assert last_stop(journal(world)) == "unresolved"
+
+
+def test_wrong_account_is_refused_before_any_write(world: dict[str, Any]) -> None:
+    """A sandbox account that is not the credentials' account: exit 2, role and folder untouched."""
+    result = run(world, "--sandbox-account", "999999999999")
+    assert result.returncode == 2
+    assert "account mismatch" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert role_policy(world) is None
+    assert not (world["service"] / ".discover" / "journal.jsonl").exists()
+
+
+def test_sigkill_then_resume_ends_with_the_same_policy(world: dict[str, Any]) -> None:
+    """Killed (SIGKILL) after its second run, a discovery resumed with --resume ends with the
+    policy an uninterrupted run finds, byte for byte."""
+    counter = world["tmp"] / "runs"
+    killed = run(
+        world, fake=("--counter", str(counter), "--signal-parent", "KILL", "--on-run", "2")
+    )
+    assert killed.returncode == -signal.SIGKILL
+    partial = journal(world)
+    assert "stopped" not in [r["event"] for r in partial]
+
+    resumed = run(world, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    records = journal(world)
+    assert "resumed" in [r["event"] for r in records]
+    assert last_stop(records) == "succeeded"
+    resumed_policy = (world["service"] / ".discover" / "policy.json").read_text()
+
+    # The same discovery, uninterrupted, in a fresh folder.
+    world["service"] = world["tmp"] / "svc2"
+    world["service"].mkdir()
+    world["iam"].delete_role_policy(RoleName="discover-sandbox", PolicyName="discover")
+    clean = run(world)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert (world["service"] / ".discover" / "policy.json").read_text() == resumed_policy
+
+
+def test_sigint_during_grant_exits_130_consistently(world: dict[str, Any]) -> None:
+    """SIGINT while discover reads a run and applies its grant: exit 130, the role holds a
+    policy the journal knows (the one before or the one planned), and --resume finishes."""
+    counter = world["tmp"] / "runs"
+    result = run(world, fake=("--counter", str(counter), "--signal-parent", "INT", "--on-run", "2"))
+    assert result.returncode == 130, result.stderr[-2000:]
+    records = journal(world)
+    policies = [
+        PolicyDocument.from_dict(r["policy"])
+        for r in records
+        if r["event"] in {"grant_planned", "granted", "policy_applied"}
+    ]
+    on_role = role_policy(world)
+    current = PolicyDocument.from_dict(on_role) if on_role else PolicyDocument()
+    assert current in policies
+    resumed = run(world, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(granted_actions(role_policy(world))) == 4
+
+
+def test_second_concurrent_run_is_refused(world: dict[str, Any]) -> None:
+    """While one run holds the folder and the role, a second one in the same folder, and one
+    in another folder on the same role, are refused with exit 2; the first finishes."""
+    first = subprocess.Popen(
+        discover_argv(world, fake=("--hang", "6")),
+        env=admin_env(world["info"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        journal_path = world["service"] / ".discover" / "journal.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if journal_path.exists() and "run_started" in journal_path.read_text():
+                break
+            time.sleep(0.2)
+        same_folder = run(world)
+        assert same_folder.returncode == 2
+        assert "another discover run" in same_folder.stderr
+        world_other = {**world, "service": world["tmp"] / "other"}
+        world_other["service"].mkdir()
+        same_role = run(world_other)
+        assert same_role.returncode == 2
+        assert "locked" in same_role.stderr
+    finally:
+        _, err = first.communicate(timeout=180)
+    assert first.returncode == 0, err[-2000:]
+    assert len(granted_actions(role_policy(world))) == 4
+
+
+def _throttle_first(client: Any, operation: str, times: int) -> list[int]:
+    calls: list[int] = []
+
+    def throttle(**_: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            return (
+                botocore.awsrequest.AWSResponse(None, 400, {}, None),
+                {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+            )
+        return None
+
+    client.meta.events.register(
+        f"before-call.{client.meta.service_model.service_name}.{operation}", throttle
+    )
+    return calls
+
+
+def test_iam_throttling_is_retried(sandbox: LocalSandboxInfo) -> None:
+    """Throttling on PutRolePolicy is retried with backoff; the policy lands."""
+    box = AwsSandbox(
+        admin_session(sandbox),
+        role_arn=sandbox.role_arn,
+        policy_name="discover",
+        stack_name=STACK,
+        region=sandbox.region,
+        endpoint_url=sandbox.endpoint,
+    )
+    calls = _throttle_first(box.iam, "PutRolePolicy", times=2)
+    policy = PolicyDocument.from_dict(
+        {"Statement": [{"Effect": "Allow", "Action": "sqs:CreateQueue", "Resource": "*"}]}
+    )
+    box.apply_policy(policy)
+    assert len(calls) == 3
+    assert box.read_policy() == policy
+
+
+def test_stack_in_review_in_progress_is_deleted(sandbox: LocalSandboxInfo) -> None:
+    """A stack left in REVIEW_IN_PROGRESS (a change set never executed) is deleted before a run."""
+    admin = admin_session(sandbox)
+    cfn = admin.client("cloudformation", endpoint_url=sandbox.endpoint)
+    cfn.create_change_set(
+        StackName=STACK,
+        ChangeSetName="c1",
+        ChangeSetType="CREATE",
+        TemplateBody=json.dumps(
+            {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+        ),
+    )
+    box = AwsSandbox(
+        admin,
+        role_arn=sandbox.role_arn,
+        policy_name="discover",
+        stack_name=STACK,
+        region=sandbox.region,
+        endpoint_url=sandbox.endpoint,
+        sleep=lambda s: None,
+    )
+    assert box.stack_status() == "REVIEW_IN_PROGRESS"
+    box.prepare()
+    assert box.stack_status() in (None, "DELETE_COMPLETE")
+
+
+class _ScriptedCloudFormation:
+    """describe_stacks answers from a script of states; records deletes."""
+
+    def __init__(self, states: list[str | None]) -> None:
+        self.states = states
+        self.deleted: list[str] = []
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if state is None:
+            raise botocore.exceptions.ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": f"Stack with id {StackName} does not exist",
+                    }
+                },
+                "DescribeStacks",
+            )
+        return {"Stacks": [{"StackName": StackName, "StackStatus": state}]}
+
+    def delete_stack(self, StackName: str) -> None:  # noqa: N803 - boto3's name
+        self.deleted.append(StackName)
+
+    def describe_stack_resource(self, **_: Any) -> dict[str, Any]:
+        raise botocore.exceptions.ClientError({"Error": {"Code": "ValidationError"}}, "X")
+
+
+@pytest.mark.parametrize("state", sorted(BLOCKING_STATES))
+def test_stack_in_each_blocking_state_is_deleted(state: str) -> None:
+    """Each state that blocks the next deploy makes prepare() delete the configured stack."""
+    box = AwsSandbox(
+        boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"),
+        role_arn="arn:aws:iam::123456789012:role/discover-sandbox",
+        policy_name="discover",
+        stack_name=STACK,
+        region="us-east-1",
+        sleep=lambda s: None,
+    )
+    scripted = _ScriptedCloudFormation([state, "DELETE_IN_PROGRESS", None])
+    box.cloudformation = scripted
+    box.prepare()
+    assert scripted.deleted == [STACK]
+
+
+def test_stack_in_progress_is_waited_for_not_deleted() -> None:
+    """A stack busy with an update is waited for, then left alone once it settles."""
+    waited: list[float] = []
+    box = AwsSandbox(
+        boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"),
+        role_arn="arn:aws:iam::123456789012:role/discover-sandbox",
+        policy_name="discover",
+        stack_name=STACK,
+        region="us-east-1",
+        sleep=waited.append,
+    )
+    scripted = _ScriptedCloudFormation(
+        ["UPDATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
+    )
+    box.cloudformation = scripted
+    box.prepare()
+    assert scripted.deleted == []
+    assert len(waited) == 2
+
+
+def test_restore_puts_the_role_back(world: dict[str, Any]) -> None:
+    """--restore after a run puts discover's inline policy back as it was before (here: none)."""
+    assert run(world).returncode == 0
+    assert role_policy(world) is not None
+    restored = run(world, "--restore")
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert role_policy(world) is None
