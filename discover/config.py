@@ -8,6 +8,7 @@ Precedence: command-line flags, then ``discover.toml`` in the service folder, th
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -110,7 +111,9 @@ def read_toml(service_dir: Path) -> dict[str, Any]:
         if expected is None:
             msg = f"{path}: unknown key {key!r}"
             raise ConfigError(msg, tip=f"Known keys: {', '.join(sorted(_KEYS))}")
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        # bool is an int subclass: `run_timeout = true` must not pass as 1 second.
+        wrong_bool = isinstance(value, bool) and expected is not bool
+        if not isinstance(value, expected) or wrong_bool:
             msg = f"{path}: {key} has the wrong type ({type(value).__name__})"
             raise ConfigError(msg)
         values[name] = value
@@ -136,7 +139,7 @@ def read_serverless_yml(service_dir: Path) -> dict[str, Any]:
             try:
                 data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LenientLoader)  # noqa: S506 - a SafeLoader subclass
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                msg = f"{path}: not valid YAML ({exc})"
+                msg = f"{path}: not valid YAML ({' '.join(str(exc).split())})"
                 raise ConfigError(msg) from exc
             return data if isinstance(data, dict) else {}
     return {}
@@ -193,14 +196,13 @@ def build_config(flags: Mapping[str, Any]) -> Config:
     max_iterations = int(pick("max_iterations", DEFAULT_MAX_ITERATIONS))
     policy_name = str(pick("policy_name", DEFAULT_POLICY_NAME))
     cli = str(pick("cli", "serverless"))
-    out = pick("out")
     run_timeout = float(pick("run_timeout", DEFAULT_RUN_TIMEOUT_S))
     default_waits = () if local else DEFAULT_PROPAGATION_WAITS_S
-    waits = tuple(float(w) for w in pick("propagation_waits", default_waits))
+    waits = _waits(pick("propagation_waits", default_waits))
     session_duration = int(pick("duration_seconds", pick("session_duration", 3600)))
     # With --local, the sandbox announces its account; on AWS the user must name it.
     sandbox_account = pick("sandbox_account")
-    if sandbox_account is not None and not _ACCOUNT.match(str(sandbox_account)):
+    if sandbox_account is not None and not _ACCOUNT.fullmatch(str(sandbox_account)):
         msg = f"--sandbox-account {sandbox_account!r} is not a 12-digit account id"
         raise ConfigError(msg)
     high_risk = tuple(str(a) for a in pick("high_risk", DEFAULT_HIGH_RISK))
@@ -230,7 +232,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         deploy_command=deploy,
         remove_command=remove,
         local=local,
-        out=Path(out).resolve() if out else None,
+        out=_out_path(flags.get("out"), file_values.get("out"), service_dir),
         run_timeout_s=run_timeout,
         propagation_waits_s=waits,
         session_duration_s=session_duration,
@@ -242,6 +244,27 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         restore=bool(flags.get("restore")),
         break_lock=bool(flags.get("break_lock")),
     )
+
+
+def _out_path(flag: str | None, from_file: str | None, service_dir: Path) -> Path | None:
+    """A flag is relative to where discover runs; discover.toml's to the service folder."""
+    if flag:
+        return Path(flag).resolve()
+    if from_file:
+        return (service_dir / from_file).resolve()
+    return None
+
+
+def _waits(raw: Any) -> tuple[float, ...]:
+    try:
+        waits = tuple(float(w) for w in raw)
+    except (TypeError, ValueError) as exc:
+        msg = f"propagation_waits {raw!r}: a list of seconds, e.g. [5, 15, 45]"
+        raise ConfigError(msg) from exc
+    if any(not math.isfinite(w) or w < 0 for w in waits):
+        msg = f"propagation_waits {raw!r}: each wait must be a non-negative number of seconds"
+        raise ConfigError(msg)
+    return waits
 
 
 def _validate(
@@ -260,24 +283,24 @@ def _validate(
         raise ConfigError(
             msg, tip="Pass --role-arn arn:aws:iam::ACCOUNT:role/NAME, or --local to try it locally."
         )
-    if role_arn and not _ROLE_ARN.match(role_arn):
+    if role_arn and not _ROLE_ARN.fullmatch(role_arn):
         msg = f"--role-arn {role_arn!r} is not an IAM role ARN"
         raise ConfigError(msg, tip="It looks like arn:aws:iam::111122223333:role/DeployRole")
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         msg = f"--region {region!r} is not an AWS region name"
         raise ConfigError(msg, tip="For example us-east-1.")
-    if not _STAGE.match(stage):
+    if not _STAGE.fullmatch(stage):
         msg = f"--stage {stage!r}: use letters, digits and dashes"
         raise ConfigError(msg)
     if not 1 <= max_iterations <= 1000:
         msg = f"--max-iterations {max_iterations}: must be between 1 and 1000"
         raise ConfigError(msg)
-    if not _POLICY_NAME.match(policy_name):
+    if not _POLICY_NAME.fullmatch(policy_name):
         msg = f"--policy-name {policy_name!r} is not a valid IAM policy name"
         raise ConfigError(msg)
-    if run_timeout <= 0:
-        msg = "--run-timeout must be positive"
+    if not math.isfinite(run_timeout) or run_timeout <= 0:
+        msg = "--run-timeout must be a positive number of seconds"
         raise ConfigError(msg)
     if not 900 <= session_duration <= 43200:
-        msg = f"--session-duration {session_duration}: IAM allows 900 to 43200 seconds"
+        msg = f"--duration-seconds {session_duration}: IAM allows 900 to 43200 seconds"
         raise ConfigError(msg)

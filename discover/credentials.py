@@ -51,7 +51,7 @@ def assume_role(
         answer = sts.assume_role(
             RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration_s
         )
-    except botocore.exceptions.ClientError as exc:
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         msg = f"cannot assume {role_arn}: {exc}"
         raise CredentialsError(
             msg,

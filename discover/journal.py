@@ -60,10 +60,10 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def latest_backup(state_dir: Path) -> dict[str, Any] | None:
-    """The role backup of the most recent journal in ``state_dir`` that has one."""
+def first_backup(state_dir: Path) -> dict[str, Any] | None:
+    """The role as it was before discover first ran here: the oldest journal's backup."""
     journals = [*sorted(state_dir.glob("journal-*.jsonl")), state_dir / "journal.jsonl"]
-    for path in reversed(journals):
+    for path in journals:
         backups = [r for r in read_journal(path) if r["event"] == "backup"]
         if backups:
             backup: dict[str, Any] = backups[0]["backup"]

@@ -210,6 +210,7 @@ def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     *,
     can_wait: bool,
     foreign: Sequence[Denial] = (),
+    refused: Sequence[Evidence] = (),
 ) -> _Verdict:
     """Decide what a failed run's denials mean for the loop (pure).
 
@@ -218,6 +219,12 @@ def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     """
     if unfixable:
         return _Verdict(StopReason.UNFIXABLE, "a denial no allow can fix", tuple(unfixable))
+    if refused:
+        return _Verdict(
+            StopReason.REFUSED,
+            "a high-risk grant needs confirmation (--allow ACTION or --yes)",
+            tuple(e.denial for e in refused),
+        )
     if evidence:
         return _Verdict()
     if unresolved:
@@ -291,10 +298,17 @@ def discover(
             )
             evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
             foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
+            refused = refuse(evidence) if evidence and not unfixable else []
             verdict = judge(
-                denials, evidence, unfixable, unresolved, can_wait=bool(waits), foreign=foreign
+                denials,
+                evidence,
+                unfixable,
+                unresolved,
+                can_wait=bool(waits),
+                foreign=foreign,
+                refused=refused,
             )
-            if not evidence:
+            if verdict.stop is not None or verdict.wait:
                 iterations.append(Iteration(number, result, denials, (), policy))
             if verdict.stop is not None:
                 return stop(verdict.stop, verdict.detail, verdict.blocking)
@@ -303,31 +317,37 @@ def discover(
                 journal.append("propagation_wait", iteration=number, seconds=wait)
                 sleep(wait)
             else:
-                refused = refuse(evidence)
-                if refused:
-                    iterations.append(Iteration(number, result, denials, (), policy))
-                    return stop(
-                        StopReason.REFUSED,
-                        "a high-risk grant needs confirmation (--allow ACTION or --yes)",
-                        [e.denial for e in refused],
-                    )
                 waits = list(settings.propagation_waits_s)
-                planned = policy.with_grants(e.grant for e in evidence)
-                # Journal first: a run killed during the apply resumes from the planned policy.
-                journal.append("grant_planned", iteration=number, policy=planned.to_dict())
-                policy = planned
-                sandbox.apply_policy(policy)
-                journal.append(
-                    "granted",
-                    iteration=number,
-                    grants=[_evidence_record(e) for e in evidence],
-                    policy=policy.to_dict(),
-                )
+                policy = _grant(policy, evidence, sandbox, journal, number)
                 iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
             number += 1
         return stop(StopReason.LIMIT, f"not converged after {settings.max_iterations} run(s)")
     except KeyboardInterrupt:
         return stop(StopReason.INTERRUPTED, "interrupted; the role has the policy granted so far")
+    except Exception as exc:
+        # Not ours to handle (AWS down, the admin session gone): record it, then let it rise.
+        journal.append("stopped", reason="error", detail=str(exc).splitlines()[0][:500])
+        raise
+
+
+def _grant(
+    policy: PolicyDocument,
+    evidence: list[Evidence],
+    sandbox: Sandbox,
+    journal: Journal,
+    number: int,
+) -> PolicyDocument:
+    planned = policy.with_grants(e.grant for e in evidence)
+    # Journal first: a run killed during the apply resumes from the planned policy.
+    journal.append("grant_planned", iteration=number, policy=planned.to_dict())
+    sandbox.apply_policy(planned)
+    journal.append(
+        "granted",
+        iteration=number,
+        grants=[_evidence_record(e) for e in evidence],
+        policy=planned.to_dict(),
+    )
+    return planned
 
 
 def _run_once(

@@ -6,6 +6,7 @@ only, so a CLI that prints gigabytes costs disk, not RAM.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -97,13 +98,19 @@ def run_command(
 
     def pump() -> None:
         nonlocal truncated
+        live = echo
+        # Incremental: a character split across two reads is echoed whole.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         with log_path.open("wb") as log:
             while chunk := stdout.read1(_CHUNK):
                 log.write(chunk)
                 log.flush()
-                if echo is not None:
-                    echo.write(chunk.decode("utf-8", errors="replace"))
-                    echo.flush()
+                if live is not None:
+                    try:
+                        live.write(decoder.decode(chunk))
+                        live.flush()
+                    except (OSError, ValueError):
+                        live = None  # a closed terminal or pipe must not stall the deploy
                 tail.extend(chunk)
                 if len(tail) > TAIL_BYTES:
                     del tail[: len(tail) - TAIL_BYTES]
@@ -114,6 +121,8 @@ def run_command(
     timed_out = False
     try:
         process.wait(timeout=timeout_s)
+        # What the deploy left running in the background goes with it (and frees the pipe).
+        kill_group(process, grace_s=1.0)
     except subprocess.TimeoutExpired:
         timed_out = True
         kill_group(process)

@@ -53,7 +53,7 @@ def osls() -> Path:
 
 
 @pytest.fixture
-def service_copy(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+def service_copy(tmp_path: Path) -> Callable[[str], Path]:
     """Copy a sample service into tmp_path so runs never write into fixtures/."""
 
     def copy(name: str) -> Path:
@@ -65,4 +65,4 @@ def service_copy(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         )
         return target
 
-    yield copy
+    return copy
