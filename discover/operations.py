@@ -14,7 +14,7 @@ service prefix.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import botocore.loaders
@@ -153,9 +153,10 @@ def operation_to_action(service: str, operation: str) -> Action | None:
     return actions[0] if actions else None
 
 
-@cache
+# Bounded: the parser asks with names read from untrusted text.
+@lru_cache(maxsize=4096)
 def operation_actions(service: str, operation: str) -> tuple[Action, ...]:
-    """Every IAM action ``operation`` is documented to need, the one checked first first."""
+    """Every IAM action ``operation`` is documented to need, the first-checked one first."""
     name = service.strip().lower()
     models = _botocore_names(name)
     if not models:
@@ -168,7 +169,7 @@ def operation_actions(service: str, operation: str) -> tuple[Action, ...]:
             continue
         if model_name in _HTTP_METHOD_SERVICES:
             method = str(model.operation_model(op).http.get("method", ""))
-            action = iamdb.canonical_action(f"apigateway:{method}")
+            action = known_action(f"apigateway:{method}")
             return (action,) if action is not None else ()
         return _lookup(_iam_prefixes(model_name), op)
     return ()
@@ -182,13 +183,36 @@ def has_operation(service: str, operation: str) -> bool:
     )
 
 
+def known_action(text: str) -> Action | None:
+    """``iamdb.canonical_action``, in memory bounded by the IAM data, not by what is asked.
+
+    ``SNS:publish`` -> ``sns:Publish``; None for anything that is not a real IAM action. It
+    remembers each real service's actions, never a miss: the parser asks it about every
+    action-shaped word of a log, and a hostile log can hold millions of distinct ones.
+    """
+    text = text.strip()
+    if not iamdb.is_action_shaped(text):
+        return None
+    service, name = text.split(":")
+    service = service.lower()
+    if not iamdb.service_exists(service):
+        return None
+    return _actions_by_name(service).get(name.lower())
+
+
+@cache
+def _actions_by_name(service: str) -> dict[str, Action]:
+    # Only ever called with a real service: the cache holds at most the IAM data.
+    return {action.split(":", 1)[1].lower(): action for action in iamdb.actions_of_service(service)}
+
+
 def _lookup(prefixes: tuple[str, ...], operation: str) -> tuple[Action, ...]:
     for prefix in prefixes:
         renamed = _renamed_index().get((prefix, operation.lower()))
         if renamed is not None:
             return renamed
     for prefix in prefixes:
-        action = iamdb.canonical_action(f"{prefix}:{operation}")
+        action = known_action(f"{prefix}:{operation}")
         if action is not None:
             return (action,)
     return ()
@@ -255,4 +279,4 @@ def _iam_prefixes(name: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-__all__ = ["has_operation", "operation_actions", "operation_to_action"]
+__all__ = ["has_operation", "known_action", "operation_actions", "operation_to_action"]

@@ -1,0 +1,126 @@
+"""The parser against the labelled corpus of real denial messages (shared/corpus).
+
+Every record must parse to exactly its ``expected`` list (action compared case-insensitively,
+principal, resource and reason exactly, as many denials as labelled), and every negative
+record to nothing. Records the parser still misses are listed in ``KNOWN_MISSES`` with the
+reason, as strict xfails: one that starts passing must be taken off the list.
+
+The corpus lives beside the repository (``../shared/corpus``); ``DISCOVER_CORPUS`` names
+another folder. A missing corpus fails the run: skipping would hide that nothing was checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from discover.denials import Denial, iter_denials, parse_denials
+
+CORPUS_FILE = "denials-dev.jsonl"
+MIN_EXACT_RATE = 0.98
+
+# id -> why the parser does not read it as labelled yet.
+KNOWN_MISSES: dict[str, str] = {}
+
+Row = tuple[str | None, str | None, str | None, str]
+
+
+def corpus_dir() -> Path:
+    override = os.environ.get("DISCOVER_CORPUS")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def load_records() -> list[dict[str, Any]]:
+    path = corpus_dir() / CORPUS_FILE
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+RECORDS = load_records()
+
+
+def as_rows(denials: tuple[Denial, ...] | list[Denial]) -> list[Row]:
+    return sorted(
+        (d.principal, d.action.lower() if d.action else None, d.resource, d.reason.value)
+        for d in denials
+    )
+
+
+def expected_rows(record: dict[str, Any]) -> list[Row]:
+    return sorted(
+        (e["principal"], e["action"].lower() if e["action"] else None, e["resource"], e["reason"])
+        for e in record["expected"]
+    )
+
+
+def record_params() -> list[Any]:
+    if not RECORDS:
+        # Fail each parametrised test too, rather than let pytest skip an empty table.
+        return [pytest.param(None, id="corpus-missing")]
+    return [
+        pytest.param(
+            record,
+            id=record["id"],
+            marks=(
+                [pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[record["id"]])]
+                if record["id"] in KNOWN_MISSES
+                else []
+            ),
+        )
+        for record in RECORDS
+    ]
+
+
+def test_corpus_is_present() -> None:
+    """The corpus file is there and not empty: without it this module checks nothing."""
+    path = corpus_dir() / CORPUS_FILE
+    assert path.is_file(), f"corpus not found at {path}; set DISCOVER_CORPUS to its folder"
+    assert RECORDS, f"{path} holds no records"
+
+
+def test_known_misses_name_real_records() -> None:
+    """Every id listed as a known miss is a record of the corpus (no stale entries)."""
+    ids = {record["id"] for record in RECORDS}
+    assert set(KNOWN_MISSES) <= ids
+
+
+@pytest.mark.parametrize("record", record_params())
+def test_record_parses_as_labelled(record: dict[str, Any] | None) -> None:
+    """The record's text yields exactly the labelled denials, and a negative yields none."""
+    assert record is not None, f"corpus not found in {corpus_dir()}"
+    got = parse_denials(record["text"])
+    if record["negative"]:
+        assert got == ()
+    assert as_rows(got) == expected_rows(record)
+
+
+@pytest.mark.parametrize("record", record_params())
+def test_streaming_agrees_with_parse(record: dict[str, Any] | None) -> None:
+    """iter_denials over the record's lines finds what parse_denials finds in its text."""
+    assert record is not None, f"corpus not found in {corpus_dir()}"
+    streamed = list(iter_denials(record["text"].splitlines()))
+    assert as_rows(streamed) == as_rows(parse_denials(record["text"]))
+
+
+def test_negatives_yield_nothing() -> None:
+    """Every negative record (expired token, throttling, "already exists") yields no denial."""
+    negatives = [record for record in RECORDS if record["negative"]]
+    assert negatives
+    leaking = {r["id"]: parse_denials(r["text"]) for r in negatives if parse_denials(r["text"])}
+    assert leaking == {}
+
+
+def test_exact_match_rate() -> None:
+    """At least 98% of the records parse exactly as labelled."""
+    assert RECORDS
+    exact = sum(as_rows(parse_denials(r["text"])) == expected_rows(r) for r in RECORDS)
+    rate = exact / len(RECORDS)
+    assert rate >= MIN_EXACT_RATE, f"{exact}/{len(RECORDS)} exact ({rate:.1%})"
