@@ -881,3 +881,35 @@ __all__ = [
     "iter_denials",
     "parse_denials",
 ]
+
+
+def denial_from_decoded(decoded: str, original: Denial) -> Denial | None:
+    """The denial an ``sts:DecodeAuthorizationMessage`` answer describes, or None if unreadable.
+
+    The decoded document names the action and resource in ``context``, and says whether an
+    explicit deny matched; anything else in it is ignored.
+    """
+    import json
+
+    try:
+        document = json.loads(decoded)
+    except ValueError:
+        return None
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, dict):
+        return None
+    raw_action = context.get("action")
+    if not isinstance(raw_action, str) or "*" in raw_action:
+        return None
+    principal = context.get("principal")
+    principal_arn = principal.get("arn") if isinstance(principal, dict) else None
+    resource = context.get("resource")
+    explicit = bool(document.get("explicitDeny"))
+    return Denial(
+        action=iamdb.canonical_action(raw_action) or raw_action,
+        resource=resource if isinstance(resource, str) else None,
+        principal=principal_arn if isinstance(principal_arn, str) else original.principal,
+        reason=Reason.EXPLICIT_DENY_UNSPECIFIED if explicit else Reason.UNSPECIFIED,
+        source=f"{original.source} (decoded)",
+        message=original.message,
+    )

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from discover.credentials import Credentials
-from discover.denials import Denial, Reason, dedupe, iter_denials
+from discover.denials import Denial, Reason, dedupe, denial_from_decoded, iter_denials
 from discover.events import denials_from_events
 from discover.iamdb import Action
 from discover.journal import Journal
@@ -104,6 +104,9 @@ class Sandbox(Protocol):
     def locate(self, target: Target) -> str | None:
         """The ARN of a resource a CLI message refers to (the deployment bucket, ...)."""
 
+    def decode_authorization_message(self, encoded: str) -> str | None:
+        """``sts:DecodeAuthorizationMessage`` as the admin; None when that is not permitted."""
+
 
 class Sessions(Protocol):
     def current(self) -> Credentials: ...
@@ -145,7 +148,17 @@ def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> 
     found += denials_from_events(sandbox.stack_events_since(since), since)
     if not found:
         found += _resolve_known_messages(find_known_messages(result.output), sandbox)
-    return dedupe(found)
+    return dedupe(_decode(d, sandbox) for d in found)
+
+
+def _decode(denial: Denial, sandbox: Sandbox) -> Denial:
+    """An encoded denial, decoded with the admin's credentials when they may; else as it was."""
+    if denial.reason is not Reason.ENCODED or not denial.encoded:
+        return denial
+    decoded = sandbox.decode_authorization_message(denial.encoded)
+    if decoded is None:
+        return denial
+    return denial_from_decoded(decoded, denial) or denial
 
 
 def _resolve_known_messages(messages: Iterable[KnownMessage], sandbox: Sandbox) -> list[Denial]:
@@ -177,13 +190,16 @@ def plan_grants(
     for denial in denials:
         if not owns_principal(role_arn, denial.principal):
             continue  # someone else's denial: reported, never granted to the sandbox role
+        if denial.reason is Reason.ENCODED:
+            unresolved.append(denial)  # still encoded: the admin may not decode it
+            continue
         if not denial.reason.fixable:
             unfixable.append(denial)
             continue
         if denial.action is None or not denial.action_known:
             unresolved.append(denial)
             continue
-        scoped = scope(Action(denial.action), denial.resource, origin=denial)
+        scoped = scope(Action(denial.action), denial.resource, origin=denial, granted=policy.grants)
         if scoped is None:
             unresolved.append(denial)
             continue

@@ -300,6 +300,15 @@ class AwsSandbox:
         physical = answer["StackResourceDetail"].get("PhysicalResourceId")
         return str(physical) if physical else None
 
+    def decode_authorization_message(self, encoded: str) -> str | None:
+        try:
+            answer = self.sts.decode_authorization_message(EncodedMessage=encoded)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in {"AccessDenied", "AccessDeniedException"}:
+                return None
+            raise
+        return str(answer["DecodedMessage"])
+
     def locate(self, target: Target) -> str | None:
         # Every target today is the deployment bucket (its objects get "/*" from the loop).
         bucket = self._bucket_name()

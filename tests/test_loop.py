@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class FakeSandbox:
     applied: list[PolicyDocument] = field(default_factory=list)
     prepared: int = 0
     located: list[Target] = field(default_factory=list)
+    decoded: dict[str, str] = field(default_factory=dict)  # blob -> decoded JSON (else refused)
 
     def prepare(self) -> None:
         self.prepared += 1
@@ -109,6 +111,9 @@ class FakeSandbox:
     def locate(self, target: Target) -> str | None:
         self.located.append(target)
         return self.locations.get(target)
+
+    def decode_authorization_message(self, encoded: str) -> str | None:
+        return self.decoded.get(encoded)
 
     @property
     def policy(self) -> PolicyDocument:
@@ -677,7 +682,7 @@ def make_denial(
             make_denial("iam:CreateRole", LAMBDA_ROLE, reason=Reason.EXPLICIT_DENY_SCP),
             "unfixable",
         ),
-        ("encoded message", make_denial(None, reason=Reason.ENCODED), "unfixable"),
+        ("encoded message, not decoded", make_denial(None, reason=Reason.ENCODED), "unresolved"),
         ("no action named", make_denial(None, reason=Reason.S3_OPAQUE), "unresolved"),
         ("unknown action", make_denial("madeup:DoThing"), "unresolved"),
         ("action in the wrong case", make_denial("IAM:createrole", LAMBDA_ROLE), "unresolved"),
@@ -1024,3 +1029,61 @@ def test_loop_invariants_hold_for_any_outputs(
     assert events[-1]["event"] == "stopped"
     assert run.outcome.reason.exit_code in {0, 1, 3, 4, 130}
     assert len(run.outcome.iterations) <= max_iterations
+
+
+# --- encoded authorization failure messages -------------------------------------------------
+
+BLOB = "Xk3Fq0S9aBcD-eFgH_iJkLmNoPqRsTuVwXyZ0123456789abcdEFGHijklMNOP"
+ENCODED_LINE = (
+    "An error occurred (UnauthorizedOperation) when calling the RunInstances operation: You are"
+    " not authorized to perform this operation. Encoded authorization failure message: "
+    f"{BLOB}"
+)
+
+
+def _decoded(action: str, resource: str, *, explicit: bool) -> str:
+    return json.dumps(
+        {
+            "allowed": False,
+            "explicitDeny": explicit,
+            "context": {"principal": {"arn": SESSION}, "action": action, "resource": resource},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "decoded", "reason", "granted"),
+    [
+        (
+            "decoded implicit deny is granted",
+            _decoded(
+                "ec2:RunInstances",
+                "arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc123def4567890",
+                explicit=False,
+            ),
+            StopReason.LIMIT,
+            {"ec2:RunInstances"},
+        ),
+        (
+            "decoded explicit deny stops as unfixable",
+            _decoded(
+                "ec2:RunInstances",
+                "arn:aws:ec2:us-east-1:123456789012:volume/vol-0abc123def4567890",
+                explicit=True,
+            ),
+            StopReason.UNFIXABLE,
+            set(),
+        ),
+        ("admin may not decode: stop, nothing granted", None, StopReason.UNRESOLVED, set()),
+    ],
+)
+def test_encoded_message_is_decoded_by_the_admin(
+    tmp_path: Path, name: str, decoded: str | None, reason: StopReason, granted: set[str]
+) -> None:
+    """An encoded failure is decoded with sts:DecodeAuthorizationMessage (admin); its action is
+    granted when the decoded reason is fixable, and the run stops when it cannot be decoded."""
+    sandbox = FakeSandbox(decoded={BLOB: decoded} if decoded else {})
+    deployer = ScriptedDeployer([failed(ENCODED_LINE)])
+    run = run_loop(tmp_path, deployer, sandbox, max_iterations=1)
+    assert run.outcome.reason is reason
+    assert run.granted_actions == granted
