@@ -424,3 +424,62 @@ def test_restore_puts_the_role_back(world: dict[str, Any]) -> None:
     restored = run(world, "--restore")
     assert restored.returncode == 0, restored.stderr[-2000:]
     assert role_policy(world) is None
+
+
+def test_explicit_deny_on_the_role_stops_with_exit_3(world: dict[str, Any]) -> None:
+    """An explicit Deny in another policy of the role: the sandbox says so, the loop stops with
+    exit 3 naming who must change what, and never grants the denied action."""
+    world["iam"].put_role_policy(
+        RoleName="discover-sandbox",
+        PolicyName="guard",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Deny", "Action": "sqs:CreateQueue", "Resource": "*"}],
+            }
+        ),
+    )
+    result = run(world)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "explicit-deny-identity" in result.stderr
+    assert "whoever owns that deny statement" in result.stderr
+    assert "sqs:CreateQueue" not in granted_actions(role_policy(world))
+    assert last_stop(journal(world)) == "unfixable"
+
+
+UNFIXABLE_MESSAGES = [
+    (
+        "service control policy",
+        "with an explicit deny in a service control policy",
+        "management account",
+    ),
+    ("permissions boundary", "with an explicit deny in a permissions boundary", "boundary"),
+    (
+        "no boundary allows",
+        "because no permissions boundary allows the sqs:CreateQueue action",
+        "boundary",
+    ),
+    (
+        "session policy",
+        "because no session policy allows the sqs:CreateQueue action",
+        "session policy",
+    ),
+    (
+        "resource policy",
+        "because no resource-based policy allows the sqs:CreateQueue action",
+        "resource owner",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "because", "tip"), UNFIXABLE_MESSAGES)
+def test_each_unfixable_reason_stops_with_exit_3(
+    world: dict[str, Any], name: str, because: str, tip: str
+) -> None:
+    """Each reason class no allow on the role can fix stops the run (exit 3) with who can fix it."""
+    session = f"arn:aws:sts::{world['info'].account}:assumed-role/discover-sandbox/x"
+    line = f"User: {session} is not authorized to perform: sqs:CreateQueue {because}"
+    result = run(world, fake=("--once-marker", str(world["tmp"] / "m"), "--once-print", line))
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert tip in result.stderr
+    assert role_policy(world) is None
