@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import botocore.exceptions
 import structlog
 
 from discover import __version__
@@ -212,6 +213,14 @@ def run_main(argv: Sequence[str]) -> int:
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        print(f"discover: AWS: {exc}", file=sys.stderr)
+        print(
+            "Tip: discover needs admin credentials of the sandbox account in the default "
+            "chain (AWS_PROFILE, SSO, environment variables).",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("discover: interrupted", file=sys.stderr)
         return 130
@@ -354,9 +363,7 @@ def _refuser(config: Config) -> Any:
     return refuse
 
 
-def cmd_run(
-    config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = Format.JSON
-) -> int:
+def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = Format.JSON) -> int:
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -366,14 +373,18 @@ def cmd_run(
             if config.restore:
                 return _restore(config, sandbox)
             journal, settings = _open_journal(config, env, sandbox)
-            outcome = discover(
-                _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
-                sandbox,
-                _make_sessions(config, env),
-                journal,
-                settings,
-                refuse=_refuser(config),
-            )
+            try:
+                outcome = discover(
+                    _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
+                    sandbox,
+                    _make_sessions(config, env),
+                    journal,
+                    settings,
+                    refuse=_refuser(config),
+                )
+            except Exception:
+                _write_partial(config, journal)
+                raise
     wall = (datetime.now(UTC) - started).total_seconds()
     _write_outputs(config, outcome, journal, fmt)
     out.write(render(outcome.policy, fmt, name=config.stack_name))
@@ -430,9 +441,9 @@ def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journ
 
 
 def _restore(config: Config, sandbox: Any) -> int:
-    from discover.journal import latest_backup
+    from discover.journal import first_backup
 
-    backup = latest_backup(config.state_dir)
+    backup = first_backup(config.state_dir)
     if backup is None:
         msg = f"no backup of the role in {config.state_dir}"
         raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
@@ -442,6 +453,16 @@ def _restore(config: Config, sandbox: Any) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _write_partial(config: Config, journal: Journal) -> None:
+    """After an error mid-run: the policy as far as the journal knows it, and the report."""
+    records = list(read_journal(journal.path))
+    policies = [r["policy"] for r in records if "policy" in r]
+    if policies:
+        policy = PolicyDocument.from_dict(policies[-1])
+        (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
+    (config.state_dir / "report.md").write_text(render_report(records), encoding="utf-8")
 
 
 def _write_outputs(
@@ -503,6 +524,9 @@ def _read_policy_file(path: Path) -> PolicyDocument:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         msg = f"{path}: no such file"
+        raise PolicyError(msg) from exc
+    except OSError as exc:
+        msg = f"{path}: cannot read ({exc.strerror})"
         raise PolicyError(msg) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         msg = f"{path}: not a JSON policy document ({exc})"

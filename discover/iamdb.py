@@ -180,3 +180,20 @@ def access_level(action: Action) -> str:
     service, name = action.split(":", 1)
     details = _action_details(service, name)
     return str(details.get("accessLevel", "")) if details else ""
+
+
+@cache
+def resource_types_of_service(service: str) -> tuple[ResourceType, ...]:
+    """Every resource type the IAM data lists for ``service`` (``required`` is False)."""
+    if not service_exists(service):
+        return ()
+    types = _DATA.resources._get_resources(service.lower())
+    return tuple(
+        ResourceType(
+            service=service.lower(),
+            key=str(rt["key"]),
+            arn_formats=tuple(f.strip() for f in str(rt["arn"]).split(", ")),
+            required=False,
+        )
+        for rt in types.values()
+    )

@@ -1,26 +1,97 @@
 """From a denied (action, resource) to the narrowest stable grant that covers it.
 
-The resource is matched to one of the action's resource types (IAM data ARN formats); the
-parts of the ARN that change from one deploy to the next (stack ids, random suffixes, build
-timestamps in object keys) become ``*``; the parts that name the service and stage stay.
-``*`` alone is used only where IAM has no resource type for the action, or the denial named
-no resource at all.
+The resource is matched to one of the action's resource types (IAM data ARN formats) and
+generalised placeholder by placeholder, never beyond the format: the parts that change from
+one deploy to the next (stack ids, random suffixes CloudFormation appends, build folders in
+object keys) become ``*``; the parts that name the service and stage stay. ``*`` alone is used
+only where IAM has no resource type for the action, or the denial named no resource at all; a
+resource that is named but cannot be read as an ARN is not granted (the loop reports it).
+
+Role names stay exact. Serverless names its roles from the service, stage and region
+(``demo-dev-us-east-1-lambdaRole``), so the name is already stable from deploy to deploy, and
+the actions that take a role (``iam:PassRole``, ``iam:PutRolePolicy``, ``iam:CreateRole``) are
+the ones a wildcard makes dangerous: ``role/demo-dev-*`` would let the deploy role pass or
+rewrite any role whose name happens to start that way. Only a suffix CloudFormation generated
+(``demo-dev-MyRole-1A2B3C4D5E6F``) is replaced, as for every other name.
+
+The text a denial comes from is untrusted: a wildcard in it is never taken as a pattern, with
+one exception AWS itself writes: a trailing ``/*`` where a stack's id or the objects of one
+bucket go (``stack/demo-dev/*`` for a stack that does not exist yet).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from discover import iamdb
+from discover.denials import Denial
 from discover.iamdb import Action
-from discover.policy import Grant
+from discover.policy import Condition, Grant
 
-# Identifier-like values that differ on every create: UUIDs, long hex or random suffixes.
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-_RANDOM_SUFFIX = re.compile(r"^(?P<stem>.+?-)(?P<random>[a-z0-9]{8,})$")
+_SUFFIXED = re.compile(r"^(?P<stem>.+-)(?P<suffix>[A-Za-z0-9]+)$")
+_ID_SEGMENT = re.compile(r"^[A-Za-z0-9]+$")
+_VERSIONED = re.compile(r"^(?P<name>[^:*?]+):(?:[0-9]+|\$LATEST)$")
 _VARIABLE_SEGMENT = re.compile(r"^(?=.*\d)[0-9A-Za-z_.:-]{8,}$")
-_ID_PLACEHOLDERS = frozenset({"Id", "ChangeSetId", "StackId"})
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+_FIXED_PLACEHOLDERS = frozenset({"Partition", "Region", "Account"})
+# Where AWS writes "*" itself: the id of a stack not created yet, the objects of a bucket.
+_TRAILING_WILDCARD_PLACEHOLDERS = frozenset({"Id", "StackId", "ChangeSetId", "ObjectName"})
+# A name IAM writes as "role NAME" (older messages) instead of an ARN.
+_IAM_NAMED = re.compile(
+    r"^(?P<key>role|user|group|policy|instance-profile) (?P<name>[\w+=,.@/-]+)$"
+)
+_PRINCIPAL = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?:iam|sts)::(?P<account>\d{12}):")
+
+# events.py writes a stack event's denial as "LogicalId (AWS::Type) STATUS: reason".
+_STACK_EVENT = re.compile(
+    r"^(?P<logical_id>[A-Za-z0-9]{1,255}) \((?P<type>AWS::[A-Za-z0-9]+::[A-Za-z0-9:]+)\) [A-Z_]+: "
+)
+
+# The service a role is passed to when CloudFormation creates a resource of a given type (the
+# type's role property: Lambda's Role, a state machine's RoleArn, ...). Only used for the
+# ``iam:PassedToService`` condition, and only where IAM lists that key for the action.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PassedToService
+PASSED_TO_SERVICE: dict[str, str] = {
+    "AWS::ApiGateway::Account": "apigateway.amazonaws.com",
+    "AWS::ApiGateway::Method": "apigateway.amazonaws.com",
+    "AWS::ApiGatewayV2::Integration": "apigateway.amazonaws.com",
+    "AWS::AppSync::DataSource": "appsync.amazonaws.com",
+    "AWS::CodeBuild::Project": "codebuild.amazonaws.com",
+    "AWS::Cognito::UserPool": "cognito-idp.amazonaws.com",
+    "AWS::ECS::TaskDefinition": "ecs-tasks.amazonaws.com",
+    "AWS::Events::Rule": "events.amazonaws.com",
+    "AWS::IoT::TopicRule": "iot.amazonaws.com",
+    "AWS::KinesisFirehose::DeliveryStream": "firehose.amazonaws.com",
+    "AWS::Lambda::Function": "lambda.amazonaws.com",
+    "AWS::Logs::SubscriptionFilter": "logs.amazonaws.com",
+    "AWS::Pipes::Pipe": "pipes.amazonaws.com",
+    "AWS::Scheduler::Schedule": "scheduler.amazonaws.com",
+    "AWS::StepFunctions::StateMachine": "states.amazonaws.com",
+}
+PASSED_TO_SERVICE_KEY = "iam:PassedToService"
+# "Resource handler returned message: "... (Service: Lambda, Status Code: 403, ...)"": the
+# service client (AWS SDK v2 names) whose call CloudFormation made for the resource.
+_RESOURCE_HANDLER = re.compile(
+    r"Resource handler returned message:.*?\(Service: (?P<service>[A-Za-z0-9]+)[,;]", re.S
+)
+_HANDLER_SERVICES = {
+    "ApiGateway": "apigateway.amazonaws.com",
+    "AppSync": "appsync.amazonaws.com",
+    "CodeBuild": "codebuild.amazonaws.com",
+    "Ecs": "ecs-tasks.amazonaws.com",
+    "EventBridge": "events.amazonaws.com",
+    "Firehose": "firehose.amazonaws.com",
+    "Lambda": "lambda.amazonaws.com",
+    "Pipes": "pipes.amazonaws.com",
+    "Scheduler": "scheduler.amazonaws.com",
+    "Sfn": "states.amazonaws.com",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,66 +102,351 @@ class Scoped:
     note: str
 
 
-def _looks_random(value: str) -> bool:
-    letters = sum(c.isalpha() for c in value)
-    digits = sum(c.isdigit() for c in value)
-    return letters > 0 and digits > 0 and len(value) >= 8
+@dataclass(frozen=True, slots=True)
+class StackResource:
+    """The template resource a stack-event denial was about."""
+
+    logical_id: str
+    resource_type: str
 
 
-def _generalise_value(name: str, value: str) -> str:
-    if value == "*" or value.endswith("/*"):
-        return value
-    if name in _ID_PLACEHOLDERS or _UUID.match(value):
-        return "*"
-    if name == "ObjectName":
-        # Keep the key's stable prefix (serverless/SERVICE/STAGE/), drop the build folder on.
-        kept: list[str] = []
-        for segment in value.split("/"):
-            if _VARIABLE_SEGMENT.match(segment) or "." in segment:
-                break
-            kept.append(segment)
-        return "/".join([*kept, "*"])
-    match = _RANDOM_SUFFIX.match(value)
-    if match and _looks_random(match.group("random")) and name.endswith("Name"):
-        return match.group("stem") + "*"
-    return value
+def stack_resource(denial: Denial) -> StackResource | None:
+    """The logical id and type of a stack-event denial's resource (None for other sources)."""
+    if denial.source != "stack-event":
+        return None
+    match = _STACK_EVENT.match(denial.message)
+    if match is None:
+        return None
+    return StackResource(match.group("logical_id"), match.group("type"))
 
 
-def generalise(action: Action, arn: str) -> tuple[str, str]:
-    """``arn`` generalised within its resource type's format, and a note saying how."""
-    for rt in iamdb.resource_types(action):
-        found = rt.matching_format(arn)
-        if found is None:
+# --- one placeholder at a time ----------------------------------------------------------------
+
+
+def _is_name(placeholder: str) -> bool:
+    return placeholder.endswith(("Name", "NameWithPath"))
+
+
+def _is_generated_id(placeholder: str, value: str) -> bool:
+    return not _is_name(placeholder) and (placeholder.endswith("Id") or bool(_UUID.match(value)))
+
+
+def _looks_random(token: str) -> bool:
+    """A suffix CloudFormation generates: 12+ letters and digits of one case, well mixed."""
+    runs = len(re.findall(r"[0-9]+|[A-Za-z]+", token))
+    single_case = token.isupper() or token.islower()
+    return len(token) >= 12 and single_case and runs >= 3
+
+
+def _names_logical_id(stem: str, logical_id: str) -> bool:
+    # CloudFormation names what the template leaves unnamed STACK-LOGICALID-SUFFIX, cutting
+    # the logical id short when the name would be too long.
+    return logical_id.lower()[: min(len(logical_id), 8)] in stem.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What scoping one ARN may use besides the ARN: its origin and the grants made so far."""
+
+    action: Action
+    type_key: str
+    logical_id: str | None
+    # Name stems already granted as ``stem*`` (by placeholder), and the exact generated ids
+    # already granted for an (action, resource type, placeholder).
+    stems: Mapping[str, frozenset[str]]
+    ids: Mapping[tuple[str, str, str], frozenset[str]]
+    # "service:Placeholder" already granted as * (a REST API id, once seen to change).
+    changing: frozenset[str]
+
+
+_Ids = dict[tuple[str, str, str], frozenset[str]]
+
+
+def _learned(granted: Iterable[Grant]) -> tuple[dict[str, frozenset[str]], _Ids, frozenset[str]]:
+    stems: dict[str, set[str]] = defaultdict(set)
+    ids: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    changing: set[str] = set()
+    for grant in granted:
+        resource_type = iamdb.match_resource_type(grant.action, grant.resource)
+        found = resource_type.matching_format(grant.resource) if resource_type else None
+        if resource_type is None or found is None:
             continue
-        arn_format, match = found
-        values = match.groupdict()
-        result = arn_format
-        for name, value in values.items():
-            result = result.replace("${" + name + "}", _generalise_value(name, value), 1)
-        # Placeholders that repeat (rare) or were not captured fall back to the concrete value.
-        if "${" in result:
-            return arn, f"exact {rt.key} ARN (format not fully resolved)"
-        if result == arn:
-            return arn, f"exact {rt.key} ARN"
-        return result, f"{rt.key}: deploy-specific parts of {arn} replaced by *"
-    return arn, "as denied (no IAM resource type format matched)"
+        for name, value in found[1].groupdict().items():
+            if value is None:
+                continue
+            if _is_name(name) and re.fullmatch(r"[^*?]+-\*", value):
+                stems[name].add(value[:-1])
+            elif _is_generated_id(name, value) and value == "*":
+                changing.add(f"{resource_type.service}:{name}")
+            elif _is_generated_id(name, value) and _ID_SEGMENT.match(value):
+                ids[(grant.action, resource_type.key, name)].add(value)
+    return (
+        {k: frozenset(v) for k, v in stems.items()},
+        {k: frozenset(v) for k, v in ids.items()},
+        frozenset(changing),
+    )
 
 
-def scope(action: Action, resource: str | None) -> Scoped | None:
-    """The grant for a denial of ``action`` on ``resource`` (None when the text named none).
+def _generalise_name(placeholder: str, value: str, context: _Context) -> tuple[str, str]:
+    version = _VERSIONED.match(value)
+    if version is not None:
+        # Every deploy publishes a new version of a function (name:1, name:2, ...).
+        return f"{version.group('name')}:*", f"{placeholder}: version number -> *"
+    match = _SUFFIXED.match(value)
+    if match is None:
+        return value, ""
+    stem, suffix = match.group("stem"), match.group("suffix")
+    one_case = suffix.isupper() or suffix.islower()
+    logical_id = context.logical_id
+    if logical_id and len(suffix) >= 8 and one_case and _names_logical_id(stem, logical_id):
+        return f"{stem}*", f"{placeholder}: suffix CloudFormation generated for {logical_id} -> *"
+    if _looks_random(suffix):
+        return f"{stem}*", f"{placeholder}: random suffix -> *"
+    # A suffix that does not look random (all letters, say) after a stem already granted as
+    # stem* for a name that did: the same resource, created again.
+    if len(suffix) >= 8 and one_case and stem in context.stems.get(placeholder, ()):
+        return f"{stem}*", f"{placeholder}: suffix -> *, as already granted for {stem}*"
+    return value, ""
+
+
+def _generalise_object_key(placeholder: str, value: str) -> tuple[str, str]:
+    # Keep the key's stable prefix (serverless/SERVICE/STAGE/), drop the build folder on.
+    segments = value.split("/")
+    for index, segment in enumerate(segments):
+        if _VARIABLE_SEGMENT.match(segment) or "." in segment:
+            kept = "/".join([*segments[:index], "*"])
+            return kept, f"{placeholder}: the part after its stable prefix -> *"
+    return value, ""
+
+
+def _generalise_value(
+    placeholder: str, value: str, values: dict[str, str], context: _Context
+) -> tuple[str, str]:
+    """The value for one placeholder, and what was done (empty when kept)."""
+    if placeholder in _FIXED_PLACEHOLDERS:
+        return value, ""
+    if value == "*":
+        return value, f"{placeholder}: * as AWS wrote it"
+    if placeholder == "ObjectName":
+        return _generalise_object_key(placeholder, value)
+    if _is_name(placeholder):
+        return _generalise_name(placeholder, value, context)
+    if _is_generated_id(placeholder, value):
+        return _generalise_id(placeholder, value, values, context)
+    return value, ""
+
+
+def _generalise_id(
+    placeholder: str, value: str, values: dict[str, str], context: _Context
+) -> tuple[str, str]:
+    if _has_name(values, placeholder):
+        return "*", f"{placeholder} (a generated id) -> *"
+    # A generated id (a REST API's, a KMS key's) differs on every create, and in every account
+    # the policy will be used in: it is never worth keeping, even where it alone names the
+    # resource. (Keeping it costs one more deploy run per id, and fails in production.)
+    if _ID_SEGMENT.match(value):
+        return "*", f"{placeholder}: a generated id, new on every create -> *"
+    return value, ""
+
+
+def _has_name(values: dict[str, str], besides: str) -> bool:
+    return any(_is_name(name) and value != "*" for name, value in values.items() if name != besides)
+
+
+# --- a whole ARN --------------------------------------------------------------------------------
+
+
+def generalise(
+    action: Action,
+    arn: str,
+    *,
+    logical_id: str | None = None,
+    granted: Iterable[Grant] = (),
+) -> tuple[str, str] | None:
+    """``arn`` generalised within its resource type's format, and a note saying how.
+
+    ``granted`` (the grants made so far) tells names and ids that turned out to change from
+    one deploy to the next. None when the ARN holds a wildcard anywhere AWS would not write one.
+    """
+    # The type whose format fits without letting a placeholder span a "/" comes first (an API
+    # Gateway method, not its REST API with a long tail).
+    rt = iamdb.match_resource_type(action, arn)
+    found = rt.matching_format(arn) if rt is not None else None
+    if rt is not None and found is not None and not _swallows_path(found[1]):
+        context = _Context(action, rt.key, logical_id, *_learned(granted))
+        return _generalise_in_format(arn, rt.key, found, context)
+    if "*" in arn:
+        return None
+    learned = _learned_segments(action, arn, granted) or _generated_path_ids(action, arn)
+    if learned is not None:
+        return learned
+    return arn, "exact ARN, as denied (no resource type of the action has its format)"
+
+
+def _swallows_path(match: re.Match[str]) -> bool:
+    """True when an id took the rest of a path (``/restapis/ID`` read from a method's ARN):
+    the format does not really fit, the path is of a type the IAM data does not list."""
+    return any(
+        value is not None and "/" in value and _is_generated_id(name, value)
+        for name, value in match.groupdict().items()
+    )
+
+
+def _generalise_in_format(
+    arn: str, type_key: str, found: tuple[str, re.Match[str]], context: _Context
+) -> tuple[str, str] | None:
+    arn_format, match = found
+    values = {k: v for k, v in match.groupdict().items() if v is not None}
+    if any(
+        "*" in v and not (v == "*" and k in _TRAILING_WILDCARD_PLACEHOLDERS)
+        for k, v in values.items()
+    ):
+        return None
+    names = _PLACEHOLDER.findall(arn_format)
+    if len(names) != len(set(names)) or set(names) != set(values):
+        # A placeholder that repeats (rare) or was not captured: keep the concrete ARN.
+        return arn, f"exact {type_key} ARN (its format could not be resolved)"
+    generalised: dict[str, str] = {}
+    changes: list[str] = []
+    for name, value in values.items():
+        generalised[name], change = _generalise_value(name, value, values, context)
+        if change:
+            changes.append(change)
+    # One pass over the format: a value that looks like a placeholder stays text.
+    result = _PLACEHOLDER.sub(lambda m: generalised[m.group(1)], arn_format)
+    if result == arn and not changes:
+        return arn, f"exact {type_key} ARN: nothing in it changes from deploy to deploy"
+    return result, f"{type_key}: {'; '.join(changes)}"
+
+
+def _learned_segments(action: Action, arn: str, granted: Iterable[Grant]) -> tuple[str, str] | None:
+    """An ARN the IAM data has no format for (API Gateway paths, often), generalised where the
+    same action was granted on an ARN that differs from it only in id-like path segments: those
+    segments change from one deploy to the next."""
+    segments = arn.split("/")
+    changing: set[int] = set()
+    for grant in sorted(granted):
+        if grant.action != action or grant.resource == arn:
+            continue
+        other = grant.resource.split("/")
+        if len(other) != len(segments) or other[0] != segments[0]:
+            continue
+        differ = {i for i, (a, b) in enumerate(zip(segments, other, strict=True)) if a != b}
+        if all(
+            _ID_SEGMENT.match(segments[i]) and (other[i] == "*" or _ID_SEGMENT.match(other[i]))
+            for i in differ
+        ):
+            changing |= differ
+    if not changing:
+        return None
+    pattern = "/".join("*" if i in changing else s for i, s in enumerate(segments))
+    return pattern, "ids in the path that changed between runs -> *"
+
+
+@cache
+def _id_collections(service: str) -> frozenset[str]:
+    """Path segments after which the service's ARN formats put a generated id (``restapis``
+    before ``${RestApiId}``), read from every resource type of the service in the IAM data."""
+    collections: set[str] = set()
+    for rt in iamdb.resource_types_of_service(service):
+        for arn_format in rt.arn_formats:
+            parts = arn_format.split("/")
+            for before, after in itertools.pairwise(parts):
+                placeholder = _PLACEHOLDER.fullmatch(after)
+                if placeholder and placeholder.group(1).endswith("Id") and "$" not in before:
+                    collections.add(before)
+    return frozenset(collections)
+
+
+def _generated_path_ids(action: Action, arn: str) -> tuple[str, str] | None:
+    """A path ARN no format fits (an API Gateway method's integration, say), with the ids that
+    follow a collection segment (``restapis/ID``) generalised: they are generated on create."""
+    collections = _id_collections(action.split(":", 1)[0])
+    segments = arn.split("/")
+    changed = False
+    for i in range(1, len(segments)):
+        if segments[i - 1] in collections and _ID_SEGMENT.match(segments[i]):
+            segments[i] = "*"
+            changed = True
+    if not changed:
+        return None
+    return "/".join(segments), "generated ids in the path -> *"
+
+
+def _arn_from_iam_name(action: Action, resource: str, origin: Denial | None) -> str | None:
+    """``role NAME`` (IAM's older messages) as the ARN in the denied principal's account."""
+    named = _IAM_NAMED.match(resource)
+    if named is None or origin is None or origin.principal is None:
+        return None
+    principal = _PRINCIPAL.match(origin.principal)
+    if principal is None:
+        return None
+    key = named.group("key")
+    if not any(rt.service == "iam" and rt.key == key for rt in iamdb.resource_types(action)):
+        return None
+    return (
+        f"arn:{principal.group('partition')}:iam::{principal.group('account')}:"
+        f"{key}/{named.group('name')}"
+    )
+
+
+def _passed_to_service(action: Action, origin: Denial | None) -> tuple[Condition, str]:
+    if origin is None or PASSED_TO_SERVICE_KEY not in iamdb.condition_keys(action):
+        return (), ""
+    resource = stack_resource(origin)
+    if resource is not None and resource.resource_type in PASSED_TO_SERVICE:
+        service = PASSED_TO_SERVICE[resource.resource_type]
+        why = f"{resource.logical_id}, {resource.resource_type}"
+    else:
+        # The CLI repeats a failed stack event's reason; CloudFormation's resource handler
+        # names the service whose call was refused. It can only narrow the grant: a wrong
+        # service would be refused again and show the right one.
+        handler = _RESOURCE_HANDLER.search(origin.message)
+        caller = handler.group("service") if handler else ""
+        if caller not in _HANDLER_SERVICES:
+            return (), ""
+        service = _HANDLER_SERVICES[caller]
+        why = f"the resource handler's call to {caller}"
+    condition: Condition = (("StringEquals", PASSED_TO_SERVICE_KEY, (service,)),)
+    return condition, f"; passed only to {service} ({why})"
+
+
+def scope(
+    action: Action,
+    resource: str | None,
+    *,
+    origin: Denial | None = None,
+    granted: Iterable[Grant] = (),
+) -> Scoped | None:
+    """The grant for a denial of ``action`` on ``resource`` (None: nothing safe to grant).
+
+    ``origin`` is the denial itself, when known: a stack event's logical id and resource type
+    refine the name patterns and give ``iam:PassRole`` its ``iam:PassedToService`` condition;
+    its principal turns IAM's ``role NAME`` into an ARN. ``granted`` is the policy so far: a
+    name already granted as ``stem*``, or an id that changed between runs, is generalised the
+    same way again.
 
     Returns None when the resource is not something to grant on: a wildcard inside a name
-    (AWS writes only a trailing ``/*`` for a stack that does not exist yet) comes from text
-    someone chose, and is never taken as a pattern.
+    comes from text someone chose and is never taken as a pattern, and a resource named in a
+    form that is not an ARN cannot be scoped (granting ``*`` instead would widen it).
     """
     types = iamdb.resource_types(action)
     if not types:
         return Scoped(Grant(action, "*"), "IAM defines no resource type for this action")
     if resource is None or resource == "*":
         return Scoped(Grant(action, "*"), "the denial named no resource")
-    if "*" in resource.removesuffix("/*") or "?" in resource:
+    if "?" in resource:
         return None
     if not resource.startswith("arn:"):
-        return Scoped(Grant(action, "*"), f"resource {resource!r} is not an ARN")
-    pattern, note = generalise(action, resource)
-    return Scoped(Grant(action, pattern), note)
+        built = _arn_from_iam_name(action, resource, origin)
+        if built is None:
+            return None
+        resource = built
+    stack = stack_resource(origin) if origin is not None else None
+    logical_id = stack.logical_id if stack else None
+    generalised = generalise(action, resource, logical_id=logical_id, granted=granted)
+    if generalised is None:
+        return None
+    pattern, note = generalised
+    condition, condition_note = _passed_to_service(action, origin)
+    return Scoped(Grant(action, pattern, condition), note + condition_note)

@@ -1,0 +1,116 @@
+"""The golden files: what each recorded journal must render to, and how to make them again.
+
+``scripts/regen-golden`` runs this module: it re-renders every golden file from the journals
+recorded under ``fixtures/journals/`` (on purpose, after a change in scoping, formats or the
+report), and with ``--record`` first runs the hello service through ``discover --local`` to
+record its journal anew (when the local sandbox learns to deny more, the policy grows).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from discover.formats import Format, render
+from discover.journal import read_journal
+from discover.policy import PolicyDocument
+from discover.report import render_report
+
+ROOT = Path(__file__).resolve().parents[1]
+JOURNALS = ROOT / "fixtures" / "journals"
+GOLDEN = ROOT / "fixtures" / "golden"
+OSLS = ROOT / "fixtures" / "serverless" / "node_modules" / ".bin" / "osls"
+
+LIMIT = ("--max-iterations", "60")  # hello needs ~30 runs once CloudFormation's calls count
+Records = Sequence[Mapping[str, Any]]
+
+
+def journal(name: str) -> list[dict[str, Any]]:
+    """The recorded journal ``fixtures/journals/NAME.jsonl``."""
+    return list(read_journal(JOURNALS / f"{name}.jsonl"))
+
+
+def final_policy(records: Records) -> PolicyDocument:
+    """The last policy the run applied to the role."""
+    applied = [r for r in records if r["event"] in {"granted", "policy_applied"}]
+    return PolicyDocument.from_dict(applied[-1]["policy"])
+
+
+def stack_name(records: Records) -> str:
+    return str(next(r for r in records if r["event"] == "started")["stack_name"])
+
+
+def _format(fmt: Format) -> Callable[[Records], str]:
+    return lambda records: render(final_policy(records), fmt, name=stack_name(records))
+
+
+# Golden file name -> how it is made from a journal.
+OUTPUTS: dict[str, Callable[[Records], str]] = {
+    "policy.json": _format(Format.JSON),
+    "policy.tf": _format(Format.TERRAFORM),
+    "policy.cfn.yaml": _format(Format.CLOUDFORMATION),
+    "deployment-role.yml": _format(Format.SERVERLESS),
+    "report.md": render_report,
+}
+
+
+def regenerate(name: str) -> list[Path]:
+    records = journal(name)
+    folder = GOLDEN / name
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, make in OUTPUTS.items():
+        path = folder / filename
+        path.write_text(make(records), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def record_hello() -> Path:
+    """Run hello through ``discover --local``; keep its journal, paths made relative."""
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Path(tmp) / "hello"
+        shutil.copytree(
+            ROOT / "fixtures" / "services" / "hello",
+            service,
+            ignore=shutil.ignore_patterns(".discover", ".serverless", "node_modules"),
+        )
+        subprocess.run(
+            [sys.executable, "-m", "discover", "--local", "--cli", str(OSLS), "--quiet", *LIMIT],
+            cwd=service,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return keep_journal(service / ".discover" / "journal.jsonl", service, "hello")
+
+
+def keep_journal(path: Path, service: Path, name: str) -> Path:
+    """Copy a run's journal to ``fixtures/journals/NAME.jsonl``, paths made relative."""
+    text = path.read_text(encoding="utf-8")
+    # Paths of this machine mean nothing elsewhere; JSON escapes nothing in them.
+    for prefix in (f"{service}/", f"{ROOT}/"):
+        text = text.replace(prefix, "")
+    for line in text.splitlines():
+        json.loads(line)  # still JSON
+    target = JOURNALS / f"{name}.jsonl"
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def main(argv: Sequence[str]) -> int:
+    if "--record" in argv:
+        print(f"recorded {record_hello().relative_to(ROOT)}")
+    for path in sorted(JOURNALS.glob("*.jsonl")):
+        for written in regenerate(path.stem):
+            print(f"wrote {written.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
