@@ -46,7 +46,7 @@ from discover.loop import (
     discover,
     resume_state,
 )
-from discover.policy import PolicyDocument, PolicyError, check_quota, load_policy
+from discover.policy import PolicyDocument, check_quota, load_policy
 from discover.report import render_report
 
 log = structlog.get_logger("discover")
@@ -519,27 +519,9 @@ def _unfixable_tip(denial: Denial) -> str:
 # --- verify ---------------------------------------------------------------------------------
 
 
-def _read_policy_file(path: Path) -> PolicyDocument:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        msg = f"{path}: no such file"
-        raise PolicyError(msg) from exc
-    except OSError as exc:
-        msg = f"{path}: cannot read ({exc.strerror})"
-        raise PolicyError(msg) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        msg = f"{path}: not a JSON policy document ({exc})"
-        raise PolicyError(msg) from exc
-    if not isinstance(document, dict):
-        msg = f"{path}: not a JSON policy document"
-        raise PolicyError(msg)
-    return PolicyDocument.from_dict(document)
-
-
 def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
     """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
-    policy = _read_policy_file(policy_path)
+    policy = load_policy(policy_path)
     state_dir = config.state_dir / "verify"
     with environment(config) as env:
         sandbox = _make_sandbox(config, env)
