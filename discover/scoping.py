@@ -36,6 +36,9 @@ from discover.policy import Condition, Grant
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _SUFFIXED = re.compile(r"^(?P<stem>.+-)(?P<suffix>[A-Za-z0-9]+)$")
 _ID_SEGMENT = re.compile(r"^[A-Za-z0-9]+$")
+# Ids of resources that outlive deploys and are shared (a KMS key): a deploy uses one it was
+# given, rarely one it creates, and "*" there would reach every key in the account.
+_LONG_LIVED_IDS = frozenset({"KeyId"})
 _VERSIONED = re.compile(r"^(?P<name>[^:*?]+):(?:[0-9]+|\$LATEST)$")
 _VARIABLE_SEGMENT = re.compile(r"^(?=.*\d)[0-9A-Za-z_.:-]{8,}$")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
@@ -244,7 +247,9 @@ def _generalise_id(
     # A generated id (a REST API's, a KMS key's) differs on every create, and in every account
     # the policy will be used in: it is never worth keeping, even where it alone names the
     # resource. (Keeping it costs one more deploy run per id, and fails in production.)
-    if _ID_SEGMENT.match(value):
+    if placeholder in _LONG_LIVED_IDS:
+        return value, ""
+    if _ID_SEGMENT.match(value) or _UUID.match(value):
         return "*", f"{placeholder}: a generated id, new on every create -> *"
     return value, ""
 

@@ -1,36 +1,33 @@
-"""The local sandbox's authorizer: decide each request as IAM would, and say it as AWS does.
+"""The local sandbox's policy decisions, and how AWS words a refusal.
 
-It replaces moto's request check (``ActionAuthenticatorMixin._authenticate_and_authorize_action``)
-with one that
-- names the request by its IAM action (``s3:ListBucket`` for HeadBucket), not the SDK operation;
-- names the resource the request acts on (the stack, bucket, object, ...), so policies scoped to
-  an ARN are honoured and the denial says ``on resource: ARN``;
-- evaluates the caller's identity policies itself: explicit Deny wins, Allow needs a matching
-  action (case-insensitive) and resource, conditions are checked against the request context;
-- answers with AWS's current message, in the protocol's own error format.
-
-Every decision is appended to the authorization log (JSON Lines) when one is configured: tests
-use it as ground truth; ``discover`` itself never reads it.
+- :func:`evaluate` is IAM's identity-policy logic: an explicit Deny wins over any Allow, an
+  Allow needs a statement whose action (case-insensitive), resource (case-sensitive) and
+  conditions all match, and nothing else is allowed.
+- :func:`evaluate_trust` decides ``sts:AssumeRole`` against a role's trust policy together
+  with the caller's identity policies, as AWS does within one account.
+- :func:`denial_message` writes AWS's current message (``User: ARN is not authorized to
+  perform: ACTION on resource: ARN because no identity-based policy allows the ACTION
+  action``), with the service-specific touches AWS has (S3 quotes the resource; SNS writes
+  its prefix in capitals).
+- :class:`AuthorizationLog` appends every decision as JSON Lines: tests use it as ground
+  truth; ``discover`` itself never reads it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import botocore.exceptions
 import botocore.session
-
-from discover import iamdb
 
 
 class Decision(str, Enum):
@@ -39,94 +36,7 @@ class Decision(str, Enum):
     EXPLICIT_DENY = "explicit-deny"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What the authorizer needs to know about one call."""
-
-    service: str  # the signing name: "s3", "cloudformation", "lambda", ...
-    operation: str  # the SDK operation name moto resolved (S3: moto's action name)
-    method: str
-    path: str
-    params: Mapping[str, Any]
-    account: str
-    region: str
-
-
-# --- naming the IAM action -----------------------------------------------------------------
-
-# NOTE: moto 5.2.5 checks S3 by its own operation names (HeadBucket, ListBucket for
-# ListObjects(V2)); IAM knows some of them under other names.
-# https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html ("you must have
-# permission to perform the s3:ListBucket action").
-_S3_ACTIONS = {
-    "HeadBucket": "s3:ListBucket",
-    "ListBucketVersions": "s3:ListBucketVersions",
-    "GetBucketCORS": "s3:GetBucketCORS",
-    "PutBucketCORS": "s3:PutBucketCORS",
-    "GetLifecycleConfiguration": "s3:GetLifecycleConfiguration",
-    "PutLifecycleConfiguration": "s3:PutLifecycleConfiguration",
-    "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
-    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
-    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
-}
-
-# API Gateway (v1 and v2) authorizes by HTTP method on a path ARN, not by operation.
-# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-control-access-using-iam-policies-to-create-and-manage-api.html
-_METHOD_ACTION_SERVICES = frozenset({"apigateway"})
-
-
-def iam_action(request: Request) -> str:
-    """The IAM action a request needs (as IAM spells it when known)."""
-    if request.service in _METHOD_ACTION_SERVICES:
-        return f"apigateway:{request.method.upper()}"
-    if request.service == "s3" and request.operation in _S3_ACTIONS:
-        return _S3_ACTIONS[request.operation]
-    named = f"{request.service}:{request.operation}"
-    return iamdb.canonical_action(named) or named
-
-
-# --- naming the resource -------------------------------------------------------------------
-
-
-def _stack_arn(request: Request) -> str:
-    name = str(request.params.get("StackName") or "")
-    if not name:
-        return "*"
-    if name.startswith("arn:"):
-        return name
-    from moto.cloudformation.models import cloudformation_backends
-
-    backend = cloudformation_backends[request.account][request.region]
-    for stack in backend.stacks.values():
-        if stack.name == name:
-            return str(stack.stack_id)
-    # AWS names a stack that does not exist yet with a wildcard id.
-    return f"arn:aws:cloudformation:{request.region}:{request.account}:stack/{name}/*"
-
-
-def _apigateway_path_arn(request: Request) -> str:
-    path = urlparse(request.path).path
-    return f"arn:aws:apigateway:{request.region}::{unquote(path)}"
-
-
-_Resolver = Callable[[Request], str]
-_RESOLVERS: dict[str, _Resolver] = {
-    "cloudformation": _stack_arn,
-    "apigateway": _apigateway_path_arn,
-}
-
-
-def resource_arn(request: Request, moto_resource: str) -> str:
-    """The ARN the request acts on; moto's own guess (S3, IAM, STS, SQS) otherwise."""
-    resolver = _RESOLVERS.get(request.service)
-    if resolver is not None:
-        return resolver(request)
-    return moto_resource
-
-
-# --- evaluating identity policies ----------------------------------------------------------
+# --- matching ------------------------------------------------------------------------------
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -146,24 +56,87 @@ def _matches(patterns: list[Any], value: str, *, case_sensitive: bool) -> bool:
     return False
 
 
-_CONDITION_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _numeric(test: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+    def compare(actual: str, expected: str) -> bool:
+        a, e = _number(actual), _number(expected)
+        return a is not None and e is not None and test(a, e)
+
+    return compare
+
+
+def _ip_in(actual: str, expected: str) -> bool:
+    try:
+        return ipaddress.ip_address(actual) in ipaddress.ip_network(expected, strict=False)
+    except ValueError:
+        return False
+
+
+# The operators IAM documents, positive form; "Not" forms and "...IfExists" are derived.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+_OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": str.__eq__,
+    "StringEqualsIgnoreCase": lambda a, e: a.lower() == e.lower(),
     "StringLike": fnmatchcase,
     "ArnEquals": str.__eq__,
     "ArnLike": fnmatchcase,
+    "NumericEquals": _numeric(lambda a, e: a == e),
+    "NumericLessThan": _numeric(lambda a, e: a < e),
+    "NumericLessThanEquals": _numeric(lambda a, e: a <= e),
+    "NumericGreaterThan": _numeric(lambda a, e: a > e),
+    "NumericGreaterThanEquals": _numeric(lambda a, e: a >= e),
+    "Bool": lambda a, e: a.lower() == e.lower(),
+    "IpAddress": _ip_in,
+}
+_NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+    "NumericNotEquals": "NumericEquals",
+    "NotIpAddress": "IpAddress",
 }
 
 
-def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+def _condition_holds(operator: str, key: str, expected: Any, context: Mapping[str, str]) -> bool:
+    qualifier = ""
+    if ":" in operator and operator.split(":", 1)[0] in {"ForAnyValue", "ForAllValues"}:
+        qualifier, operator = operator.split(":", 1)
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    actual = context.get(key)
+    expected_values = [
+        str(e).lower() if isinstance(e, bool) else str(e) for e in _as_list(expected)
+    ]
+    if operator == "Null":
+        want_missing = any(e.lower() == "true" for e in expected_values)
+        return (actual is None) == want_missing
+    if actual is None:
+        # A key the request does not carry: only ...IfExists (and negated sets of ForAllValues)
+        # hold. NOTE: AWS evaluates a negated operator on a missing key as true.
+        return if_exists or qualifier == "ForAllValues" or operator in _NEGATED
+    negated = operator in _NEGATED
+    test = _OPERATORS.get(_NEGATED.get(operator, operator))
+    if test is None:
+        return False  # an operator not modelled here never grants
+    hit = any(test(actual, e) for e in expected_values)
+    return not hit if negated else hit
+
+
+def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    """Every operator block, every key in it, holds for the request's context."""
     for operator, entries in condition.items():
-        test = _CONDITION_OPERATORS.get(operator)
+        if not isinstance(entries, Mapping):
+            return False
         for key, expected in entries.items():
-            actual = context.get(key)
-            if test is None or actual is None:
-                # An operator we don't model, or a key the request doesn't carry: IAM treats a
-                # missing key as not matching (unless ...IfExists, which we don't model).
-                return False
-            if not any(test(actual, str(e)) for e in _as_list(expected)):
+            if not _condition_holds(str(operator), str(key), expected, context):
                 return False
     return True
 
@@ -181,7 +154,7 @@ def _statement_applies(
             return False
     elif not _matches(_as_list(statement.get("Resource")), resource, case_sensitive=True):
         return False
-    return _conditions_hold(statement.get("Condition") or {}, context)
+    return conditions_hold(statement.get("Condition") or {}, context)
 
 
 def evaluate(
@@ -191,6 +164,8 @@ def evaluate(
     allowed = False
     for policy in policies:
         for statement in _as_list(policy.get("Statement")):
+            if not isinstance(statement, Mapping):
+                continue
             if not _statement_applies(statement, action, resource, context):
                 continue
             if statement.get("Effect") == "Deny":
@@ -199,14 +174,102 @@ def evaluate(
     return Decision.ALLOWED if allowed else Decision.IMPLICIT_DENY
 
 
-def denial_message(principal: str, action: str, resource: str, decision: Decision) -> str:
-    """The message AWS writes today, e.g. ``User: ... because no identity-based policy ...``."""
-    where = "" if resource == "*" else f" on resource: {resource}"
-    if decision is Decision.EXPLICIT_DENY:
-        why = "with an explicit deny in an identity-based policy"
+# --- trust policies ------------------------------------------------------------------------
+
+
+def _principal_matches(
+    block: Any, caller_arn: str, identity_arn: str, account: str
+) -> tuple[bool, bool]:
+    """(matches, names the caller itself) for a statement's Principal element.
+
+    A principal is named directly by its ARN (user, role, or role session); an account is
+    named by ``arn:aws:iam::ACCOUNT:root`` or its bare id, which delegates the decision to
+    the caller's own identity policies. Service and federated principals never match an
+    IAM caller.
+    """
+    if block == "*":
+        return True, False
+    if not isinstance(block, Mapping):
+        return False, False
+    for value in _as_list(block.get("AWS")):
+        text = str(value)
+        if text == "*":
+            return True, False
+        if text in (caller_arn, identity_arn):
+            return True, True
+        if text in (f"arn:aws:iam::{account}:root", account):
+            return True, False
+    return False, False
+
+
+def evaluate_trust(
+    trust: Mapping[str, Any],
+    identity: Decision,
+    *,
+    caller_arn: str,
+    identity_arn: str,
+    account: str,
+    context: Mapping[str, str],
+    action: str = "sts:AssumeRole",
+) -> Decision:
+    """May the caller assume the role? Same-account rules, explicit deny first.
+
+    NOTE: within one account a trust policy that names the caller is enough on its own; one
+    that names the account (``:root``) also needs an identity policy that allows it.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html
+    """
+    if identity is Decision.EXPLICIT_DENY:
+        return identity
+    trusted = False
+    direct = False
+    for statement in _as_list(trust.get("Statement")):
+        if not isinstance(statement, Mapping):
+            continue
+        if "NotAction" in statement:
+            if _matches(_as_list(statement["NotAction"]), action, case_sensitive=False):
+                continue
+        elif not _matches(_as_list(statement.get("Action")), action, case_sensitive=False):
+            continue
+        matched, names_caller = _principal_matches(
+            statement.get("Principal"), caller_arn, identity_arn, account
+        )
+        if not matched or not conditions_hold(statement.get("Condition") or {}, context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return Decision.EXPLICIT_DENY
+        trusted = True
+        direct = direct or names_caller
+    if trusted and (direct or identity is Decision.ALLOWED):
+        return Decision.ALLOWED
+    return Decision.IMPLICIT_DENY
+
+
+# --- the message ---------------------------------------------------------------------------
+
+
+def written_action(action: str) -> str:
+    """The action as the service writes it in its message (SNS capitalises its prefix)."""
+    service, _, name = action.partition(":")
+    return f"SNS:{name}" if service == "sns" else action
+
+
+def denial_message(
+    principal: str, action: str, resource: str, decision: Decision, *, reason: bool = True
+) -> str:
+    """AWS's message, e.g. ``User: ... is not authorized to perform: ... because ...``."""
+    written = written_action(action)
+    if resource == "*":
+        where = ""
+    elif action.startswith("s3:"):
+        where = f' on resource: "{resource}"'  # S3 quotes the resource ARN
     else:
-        why = f"because no identity-based policy allows the {action} action"
-    return f"User: {principal} is not authorized to perform: {action}{where} {why}"
+        where = f" on resource: {resource}"
+    text = f"User: {principal} is not authorized to perform: {written}{where}"
+    if not reason:
+        return text
+    if decision is Decision.EXPLICIT_DENY:
+        return f"{text} with an explicit deny in an identity-based policy"
+    return f"{text} because no identity-based policy allows the {written} action"
 
 
 # --- the authorization log -----------------------------------------------------------------
@@ -219,6 +282,10 @@ class AuthorizationLog:
         self._path = path
         self._lock = threading.Lock()
 
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
     def record(self, **fields: Any) -> None:
         if self._path is None:
             return
@@ -227,7 +294,15 @@ class AuthorizationLog:
             handle.write(line + "\n")
 
 
-# --- protocol-aware errors -----------------------------------------------------------------
+def read_authorization_log(path: Path) -> list[dict[str, Any]]:
+    """The decisions recorded at ``path``, oldest first."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+# --- wire protocols ------------------------------------------------------------------------
 
 
 @cache

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from discover.errors import DiscoverError
 
@@ -36,9 +38,16 @@ class LocalSandboxInfo:
 class LocalSandbox:
     """A running sandbox server process; a context manager that stops it on exit."""
 
-    def __init__(self, *, region: str = "us-east-1", authorization_log: Path | None = None):
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        authorization_log: Path | None = None,
+        propagation_delay: float = 0.0,
+    ):
         self._region = region
         self._authorization_log = authorization_log
+        self._propagation_delay = propagation_delay
         self._process: subprocess.Popen[str] | None = None
         self.info: LocalSandboxInfo | None = None
 
@@ -46,6 +55,8 @@ class LocalSandbox:
         argv = [sys.executable, "-m", "discover.local", "--region", self._region]
         if self._authorization_log is not None:
             argv += ["--authorization-log", str(self._authorization_log)]
+        if self._propagation_delay:
+            argv += ["--propagation-delay", str(self._propagation_delay)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         self._process = subprocess.Popen(
             argv,
@@ -65,8 +76,38 @@ class LocalSandbox:
         self.info = LocalSandboxInfo(**json.loads(line))
         return self.info
 
+    # --- the control endpoint ------------------------------------------------------------
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the sandbox's clock forward (sessions expire, delayed changes show): its time."""
+        return float(self._control("clock", {"advance": seconds})["now"])
+
+    def clock(self) -> float:
+        """The sandbox's time, in seconds since the epoch."""
+        return float(self._control("clock")["now"])
+
+    def set_propagation_delay(self, seconds: float) -> None:
+        """Change how long an identity-policy change takes to be seen, from now on."""
+        self._control("propagation", {"delay": seconds})
+
+    def _control(self, name: str, body: dict[str, float] | None = None) -> dict[str, Any]:
+        if self.info is None:
+            msg = "the local sandbox is not running"
+            raise SandboxStartError(msg)
+        request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 server
+            f"{self.info.endpoint}/_discover/{name}",
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - as above
+            decoded = json.loads(answer.read())
+        assert isinstance(decoded, dict)
+        return decoded
+
     def stop(self) -> None:
         process, self._process = self._process, None
+        self.info = None
         if process is None:
             return
         if process.stdin is not None:

@@ -1,9 +1,10 @@
 """The embedded AWS sandbox's server process: moto on loopback, IAM enforced, bootstrapped.
 
 Run as ``python -m discover.local`` by :mod:`discover.local.process`. It starts moto's server on
-127.0.0.1, creates an admin user (with an access key) and an empty sandbox role whose trust
-policy names the admin, turns IAM enforcement on, prints one JSON line describing itself on
-stdout, and serves until it is terminated or its stdin closes.
+127.0.0.1 (with the sandbox's control endpoint, ``/_discover/...``, beside it), creates an
+admin user (with an access key) and an empty sandbox role whose trust policy names the admin,
+turns IAM enforcement on, prints one JSON line describing itself on stdout, and serves until
+it is terminated or its stdin closes.
 """
 
 from __future__ import annotations
@@ -61,24 +62,59 @@ def _bootstrap(endpoint: str, region: str) -> dict[str, Any]:
     }
 
 
-def serve(port: int, region: str, authorization_log: Path | None) -> None:
+class _Server:
+    """moto's WSGI app behind the control endpoint, on a threaded werkzeug server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from discover.local.control import ControlMiddleware
+
+        app = ControlMiddleware(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            host, port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{name}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+
+def serve(
+    port: int, region: str, authorization_log: Path | None, propagation_delay: float = 0.0
+) -> None:
     """Start, bootstrap, announce, and serve until stdin closes."""
     # cfn-lint (used by ValidateTemplate) writes a scratch file in the working directory.
     os.chdir(tempfile.mkdtemp(prefix="discover-sandbox-"))
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto import settings
-    from moto.server import ThreadedMotoServer
 
     from discover.local import patches
+    from discover.local.propagation import LEDGER
 
     patches.apply(authorization_log)
     settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _Server("127.0.0.1", port)
     server.start()
-    host, bound_port = server.get_host_and_port()
-    endpoint = f"http://{host}:{bound_port}"
+    endpoint = server.endpoint
     identity = _bootstrap(endpoint, region)
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # enforcement on from here
+    LEDGER.configure(propagation_delay)  # the bootstrap's own policies show at once
     announcement = {"endpoint": endpoint, "region": region, "account": ACCOUNT_ID, **identity}
     sys.stdout.write(json.dumps(announcement) + "\n")
     sys.stdout.flush()
@@ -98,5 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--authorization-log", type=Path, default=None)
+    parser.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=0.0,
+        help="seconds before an identity-policy change is seen (IAM's eventual consistency)",
+    )
     args = parser.parse_args(argv)
-    serve(args.port, args.region, args.authorization_log)
+    serve(args.port, args.region, args.authorization_log, args.propagation_delay)

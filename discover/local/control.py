@@ -1,0 +1,80 @@
+"""The sandbox's own control endpoint, beside the AWS APIs: ``/_discover/...``.
+
+- ``GET /_discover/clock``: ``{"now": epoch seconds, "offset": seconds advanced}``;
+- ``POST /_discover/clock`` with ``{"advance": seconds}``: move the sandbox clock forward
+  (sessions expire, delayed policy changes show), answers as GET;
+- ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay.
+
+Only tests use it; it listens where the sandbox does (loopback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from discover.local.clock import CLOCK
+from discover.local.propagation import LEDGER
+
+PREFIX = "/_discover/"
+
+_StartResponse = Callable[..., Any]
+_App = Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]
+
+
+def _reply(start_response: _StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    )
+    return [payload]
+
+
+def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    decoded = json.loads(raw or b"{}")
+    if not isinstance(decoded, dict):
+        msg = "expected a JSON object"
+        raise TypeError(msg)
+    return decoded
+
+
+def _clock(method: str, body: dict[str, Any]) -> dict[str, Any]:
+    if method == "POST":
+        CLOCK.advance(float(body.get("advance", 0)))
+    return {"now": CLOCK.now(), "offset": CLOCK.offset}
+
+
+def _propagation(method: str, body: dict[str, Any]) -> dict[str, Any]:
+    if method == "POST":
+        LEDGER.configure(float(body.get("delay", 0)))
+    return {"delay": LEDGER.delay}
+
+
+_ROUTES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "clock": _clock,
+    "propagation": _propagation,
+}
+
+
+class ControlMiddleware:
+    """Serves ``/_discover/...`` itself and hands every other request to moto."""
+
+    def __init__(self, app: _App) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if not path.startswith(PREFIX):
+            return self._app(environ, start_response)
+        route = _ROUTES.get(path[len(PREFIX) :].strip("/"))
+        if route is None:
+            return _reply(start_response, "404 Not Found", {"error": f"no such endpoint {path}"})
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        try:
+            answer = route(method, _read_json(environ) if method == "POST" else {})
+        except (ValueError, TypeError) as error:
+            return _reply(start_response, "400 Bad Request", {"error": str(error)})
+        return _reply(start_response, "200 OK", answer)

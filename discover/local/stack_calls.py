@@ -1,0 +1,625 @@
+"""What CloudFormation calls, as the caller, to create, update or delete each resource type.
+
+CloudFormation's resource handlers call the service APIs with the caller's permissions
+(forward access sessions): creating an ``AWS::IAM::Role`` is an ``iam:CreateRole`` by the
+caller, then an ``iam:PutRolePolicy`` per inline policy, and so on. This table says, per
+resource type and operation, which actions are checked, on which resource, and when.
+
+Where the entries come from: each type's CloudFormation registry schema lists the
+permissions its handlers may need (``handlers.create.permissions``, ...); cfn-lint ships
+those schemas (``cfnlint/data/schemas/providers/us-east-1.json`` names each type's schema
+file). That list is a superset: it covers every property. The entries here are narrowed to
+the calls the properties in a template make (a ``Tags`` property adds the tagging call, a
+``RetentionInDays`` adds ``logs:PutRetentionPolicy``, each inline policy adds a
+``PutRolePolicy``), in the order the handler makes them. ``tests/test_local_stack_calls.py``
+checks every action here against the schema's list and every resource against IAM's ARN
+format for the action.
+
+Templates in ``resource`` and ``context`` values:
+
+- ``{arn}``: the resource's own ARN; ``{name}``: its physical name; ``{ref}``: its physical id
+  (known only after it exists, so only in ``after`` calls and in updates and deletes);
+- ``{region}``, ``{account}``, ``{partition}``;
+- ``{p:Path.To.Property}``: a property value; ``{function:Property}``: a Lambda function ARN
+  from a property holding a function name or ARN;
+- ``{item}``, ``{item:Key}``: the current element of an ``each:``/``added:``/``removed:`` list.
+
+``when``: ``always``; ``has:Prop`` (set and not empty); ``each:Prop`` (once per element);
+in updates ``changed:Prop[,Prop...]`` (new value differs), ``added:Prop`` (elements new or
+changed), ``removed:Prop`` (elements whose key is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Phase(str, Enum):
+    BEFORE = "before"  # checked before the resource exists (the create call itself)
+    AFTER = "after"  # checked once it exists (reads that stabilise the create)
+
+
+class MessageShape(str, Enum):
+    """How the handler words a denial (see ``stack_engine.handler_message``)."""
+
+    STANDARD = "standard"
+    LAMBDA_S3_CODE = "lambda-s3-code"  # Lambda relaying S3's refusal to read the code
+    LOGS_TAGS = "logs-tags"  # CloudWatch Logs' "CreateLogGroup with Tags" wording
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One permission check a handler's operation makes."""
+
+    action: str
+    resource: str = "{arn}"
+    when: str = "always"
+    phase: Phase = Phase.BEFORE
+    context: Mapping[str, str] = field(default_factory=dict)
+    shape: MessageShape = MessageShape.STANDARD
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceCalls:
+    """A resource type's calls per operation, and how AWS names the service in messages."""
+
+    service: str  # as in "(Service: Iam, Status Code: 403, ...)"
+    status: int  # the HTTP status the service answers a denial with
+    arn: Callable[[Mapping[str, str], Mapping[str, Any]], str]
+    create: tuple[Call, ...]
+    update: tuple[Call, ...] = ()
+    delete: tuple[Call, ...] = ()
+    schema: str = ""  # the cfn-lint schema file the permissions are read from
+
+
+# Elements of list properties are matched by this key when an update adds or removes some.
+COLLECTION_KEYS: dict[str, str] = {
+    "Policies": "PolicyName",
+    "Tags": "Key",
+    "Subscription": "Endpoint",
+    "Targets": "Id",
+}
+
+
+def _v(values: Mapping[str, str], key: str) -> str:
+    return values.get(key, "")
+
+
+def _role_arn(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+    path = str(props.get("Path") or "/")
+    return f"arn:{_v(v, 'partition')}:iam::{_v(v, 'account')}:role{path}{_v(v, 'name')}"
+
+
+def _regional(service: str, resource: str) -> Callable[[Mapping[str, str], Mapping[str, Any]], str]:
+    def build(v: Mapping[str, str], _props: Mapping[str, Any]) -> str:
+        tail = resource.format(name=_v(v, "name"), ref=_v(v, "ref"))
+        return f"arn:{_v(v, 'partition')}:{service}:{_v(v, 'region')}:{_v(v, 'account')}:{tail}"
+
+    return build
+
+
+def _events_rule_arn(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+    bus = str(props.get("EventBusName") or "default")
+    if bus.startswith("arn:"):
+        bus = bus.rsplit("/", 1)[-1]
+    bus_part = "" if bus == "default" else f"{bus}/"
+    return (
+        f"arn:{_v(v, 'partition')}:events:{_v(v, 'region')}:{_v(v, 'account')}:"
+        f"rule/{bus_part}{_v(v, 'name')}"
+    )
+
+
+def _s3_bucket_arn(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+    bucket = str(props.get("Bucket") or _v(v, "name"))
+    return f"arn:{_v(v, 'partition')}:s3:::{bucket}"
+
+
+def _apigateway(path: str) -> Callable[[Mapping[str, str], Mapping[str, Any]], str]:
+    def build(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+        return f"arn:{_v(v, 'partition')}:apigateway:{_v(v, 'region')}::" + path.format(
+            ref=_v(v, "ref"), **{k: str(x) for k, x in props.items() if isinstance(x, str)}
+        )
+
+    return build
+
+
+def _function_of(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+    return function_arn(str(props.get("FunctionName") or ""), v)
+
+
+def function_arn(name: str, v: Mapping[str, str]) -> str:
+    """A Lambda function ARN from a name, a partial ARN or an ARN (qualifier dropped)."""
+    if name.startswith("arn:"):
+        parts = name.split(":")
+        return ":".join(parts[:7])
+    if ":function:" in name:
+        return f"arn:{_v(v, 'partition')}:lambda:{_v(v, 'region')}:{name}"
+    return f"arn:{_v(v, 'partition')}:lambda:{_v(v, 'region')}:{_v(v, 'account')}:function:{name}"
+
+
+_API = "arn:{partition}:apigateway:{region}::"
+
+# NOTE: CloudWatch Logs checks log-group actions on the group's streams; AWS's denial reads
+# "on resource: arn:aws:logs:REGION:ACCOUNT:log-group:NAME:log-stream:".
+_LOG_STREAMS = "{arn}:log-stream:"
+
+CALLS: dict[str, ResourceCalls] = {
+    # --- IAM ---------------------------------------------------------------------------------
+    "AWS::IAM::Role": ResourceCalls(
+        service="Iam",
+        status=403,
+        arn=_role_arn,
+        schema="fc1cc88c36933c6f",
+        create=(
+            # A permissions boundary goes in the CreateRole call, as its condition key.
+            Call("iam:CreateRole", context={"iam:PermissionsBoundary": "{p:PermissionsBoundary}"}),
+            Call("iam:TagRole", when="has:Tags"),
+            Call("iam:PutRolePolicy", when="each:Policies"),
+            Call(
+                "iam:AttachRolePolicy",
+                when="each:ManagedPolicyArns",
+                context={"iam:PolicyARN": "{item}"},
+            ),
+            Call("iam:GetRole", phase=Phase.AFTER),
+        ),
+        update=(
+            Call("iam:UpdateAssumeRolePolicy", when="changed:AssumeRolePolicyDocument"),
+            Call("iam:UpdateRole", when="changed:MaxSessionDuration,Description"),
+            Call("iam:PutRolePolicy", when="added:Policies"),
+            Call("iam:DeleteRolePolicy", when="removed:Policies"),
+            Call(
+                "iam:AttachRolePolicy",
+                when="added:ManagedPolicyArns",
+                context={"iam:PolicyARN": "{item}"},
+            ),
+            Call(
+                "iam:DetachRolePolicy",
+                when="removed:ManagedPolicyArns",
+                context={"iam:PolicyARN": "{item}"},
+            ),
+            Call("iam:TagRole", when="added:Tags"),
+            Call("iam:UntagRole", when="removed:Tags"),
+        ),
+        delete=(
+            Call("iam:DeleteRolePolicy", when="each:Policies"),
+            Call(
+                "iam:DetachRolePolicy",
+                when="each:ManagedPolicyArns",
+                context={"iam:PolicyARN": "{item}"},
+            ),
+            Call("iam:DeleteRole"),
+        ),
+    ),
+    # --- Lambda ------------------------------------------------------------------------------
+    "AWS::Lambda::Function": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=_regional("lambda", "function:{name}"),
+        schema="408e096ba2007b98",
+        create=(
+            Call("lambda:CreateFunction"),
+            Call(
+                "iam:PassRole",
+                resource="{p:Role}",
+                context={"iam:PassedToService": "lambda.amazonaws.com"},
+            ),
+            Call(
+                "s3:GetObject",
+                resource="arn:{partition}:s3:::{p:Code.S3Bucket}/{p:Code.S3Key}",
+                when="has:Code.S3Bucket",
+                shape=MessageShape.LAMBDA_S3_CODE,
+            ),
+            Call(
+                "s3:GetObjectVersion",
+                resource="arn:{partition}:s3:::{p:Code.S3Bucket}/{p:Code.S3Key}",
+                when="has:Code.S3ObjectVersion",
+                shape=MessageShape.LAMBDA_S3_CODE,
+            ),
+            Call("lambda:TagResource", when="has:Tags"),
+            Call("lambda:GetLayerVersion", resource="{item}", when="each:Layers"),
+            Call("ec2:DescribeSecurityGroups", resource="*", when="has:VpcConfig"),
+            Call("ec2:DescribeSubnets", resource="*", when="has:VpcConfig"),
+            Call("ec2:DescribeVpcs", resource="*", when="has:VpcConfig"),
+            Call("lambda:PutFunctionConcurrency", when="has:ReservedConcurrentExecutions"),
+            Call("lambda:GetFunction", phase=Phase.AFTER),
+        ),
+        update=(
+            Call(
+                "lambda:UpdateFunctionConfiguration",
+                when="changed:Role,Handler,Runtime,MemorySize,Timeout,Environment,Layers,"
+                "VpcConfig,Description,TracingConfig,DeadLetterConfig,KmsKeyArn,"
+                "EphemeralStorage",
+            ),
+            Call(
+                "iam:PassRole",
+                resource="{p:Role}",
+                when="changed:Role",
+                context={"iam:PassedToService": "lambda.amazonaws.com"},
+            ),
+            Call("lambda:UpdateFunctionCode", when="changed:Code"),
+            Call(
+                "s3:GetObject",
+                resource="arn:{partition}:s3:::{p:Code.S3Bucket}/{p:Code.S3Key}",
+                when="changed:Code",
+                shape=MessageShape.LAMBDA_S3_CODE,
+            ),
+            Call("lambda:PutFunctionConcurrency", when="changed:ReservedConcurrentExecutions"),
+            Call("lambda:TagResource", when="added:Tags"),
+            Call("lambda:UntagResource", when="removed:Tags"),
+            Call("lambda:GetFunction"),
+        ),
+        delete=(Call("lambda:DeleteFunction"),),
+    ),
+    "AWS::Lambda::Permission": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=_function_of,
+        schema="273a66a590dfa9f0",
+        create=(
+            Call(
+                "lambda:AddPermission",
+                context={"lambda:Principal": "{p:Principal}"},
+            ),
+        ),
+        delete=(Call("lambda:RemovePermission"),),
+    ),
+    "AWS::Lambda::Version": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=_function_of,
+        schema="2bb0ad3a1fae9e7b",
+        create=(
+            Call("lambda:PublishVersion"),
+            Call("lambda:GetFunctionConfiguration", resource="{ref}", phase=Phase.AFTER),
+        ),
+        update=(Call("lambda:GetFunctionConfiguration", resource="{ref}"),),
+        delete=(Call("lambda:DeleteFunction", resource="{ref}"),),
+    ),
+    "AWS::Lambda::EventSourceMapping": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=_regional("lambda", "event-source-mapping:{ref}"),
+        schema="fda57d3016dc05c0",
+        create=(
+            Call(
+                "lambda:CreateEventSourceMapping",
+                resource="*",
+                context={"lambda:FunctionArn": "{function:FunctionName}"},
+            ),
+            Call("lambda:TagResource", when="has:Tags", phase=Phase.AFTER),
+            Call(
+                "lambda:GetEventSourceMapping",
+                phase=Phase.AFTER,
+                context={"lambda:FunctionArn": "{function:FunctionName}"},
+            ),
+        ),
+        update=(
+            Call(
+                "lambda:UpdateEventSourceMapping",
+                context={"lambda:FunctionArn": "{function:FunctionName}"},
+            ),
+            Call(
+                "lambda:GetEventSourceMapping",
+                context={"lambda:FunctionArn": "{function:FunctionName}"},
+            ),
+        ),
+        delete=(
+            Call(
+                "lambda:DeleteEventSourceMapping",
+                context={"lambda:FunctionArn": "{function:FunctionName}"},
+            ),
+        ),
+    ),
+    # --- CloudWatch Logs ---------------------------------------------------------------------
+    "AWS::Logs::LogGroup": ResourceCalls(
+        service="CloudWatchLogs",
+        status=400,
+        arn=_regional("logs", "log-group:{name}"),
+        schema="8614d83fb64a3f33",
+        create=(
+            Call("logs:CreateLogGroup", resource=_LOG_STREAMS),
+            Call("logs:TagResource", when="has:Tags", shape=MessageShape.LOGS_TAGS),
+            Call("logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="has:RetentionInDays"),
+            Call(
+                "logs:PutDataProtectionPolicy",
+                resource=_LOG_STREAMS,
+                when="has:DataProtectionPolicy",
+            ),
+            Call("logs:DescribeLogGroups", resource="*", phase=Phase.AFTER),
+        ),
+        update=(
+            Call("logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="changed:RetentionInDays"),
+            Call("logs:TagResource", when="added:Tags"),
+            Call("logs:UntagResource", when="removed:Tags"),
+            Call("logs:DescribeLogGroups", resource="*"),
+        ),
+        delete=(Call("logs:DeleteLogGroup", resource=_LOG_STREAMS),),
+    ),
+    # --- S3 ----------------------------------------------------------------------------------
+    "AWS::S3::Bucket": ResourceCalls(
+        service="S3",
+        status=403,
+        arn=_s3_bucket_arn,
+        schema="69ff2c30cdaed778",
+        create=(
+            Call("s3:CreateBucket"),
+            Call("s3:PutBucketTagging", when="has:Tags"),
+            Call("s3:PutEncryptionConfiguration", when="has:BucketEncryption"),
+            Call("s3:PutBucketVersioning", when="has:VersioningConfiguration"),
+            Call("s3:PutLifecycleConfiguration", when="has:LifecycleConfiguration"),
+            Call("s3:PutBucketPublicAccessBlock", when="has:PublicAccessBlockConfiguration"),
+            Call("s3:PutBucketOwnershipControls", when="has:OwnershipControls"),
+            Call("s3:PutBucketCORS", when="has:CorsConfiguration"),
+            Call("s3:PutBucketWebsite", when="has:WebsiteConfiguration"),
+            Call("s3:PutBucketLogging", when="has:LoggingConfiguration"),
+            Call("s3:PutBucketNotification", when="has:NotificationConfiguration"),
+            Call("s3:PutAccelerateConfiguration", when="has:AccelerateConfiguration"),
+        ),
+        update=(
+            Call("s3:PutBucketTagging", when="changed:Tags"),
+            Call("s3:PutEncryptionConfiguration", when="changed:BucketEncryption"),
+            Call("s3:PutBucketVersioning", when="changed:VersioningConfiguration"),
+            Call("s3:PutLifecycleConfiguration", when="changed:LifecycleConfiguration"),
+            Call("s3:PutBucketPublicAccessBlock", when="changed:PublicAccessBlockConfiguration"),
+            Call("s3:PutBucketCORS", when="changed:CorsConfiguration"),
+        ),
+        delete=(Call("s3:DeleteBucket"),),
+    ),
+    "AWS::S3::BucketPolicy": ResourceCalls(
+        service="S3",
+        status=403,
+        arn=_s3_bucket_arn,
+        schema="052a5ef1e32d1349",
+        create=(Call("s3:GetBucketPolicy"), Call("s3:PutBucketPolicy")),
+        update=(Call("s3:GetBucketPolicy"), Call("s3:PutBucketPolicy")),
+        delete=(Call("s3:GetBucketPolicy"), Call("s3:DeleteBucketPolicy")),
+    ),
+    # --- API Gateway (REST) --------------------------------------------------------------------
+    # NOTE: API Gateway authorises by HTTP method on the path the call goes to.
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-control-access-using-iam-policies-to-create-and-manage-api.html
+    "AWS::ApiGateway::RestApi": ResourceCalls(
+        service="ApiGateway",
+        status=403,
+        arn=_apigateway("/restapis/{ref}"),
+        schema="c8114a4cebbb4dcd",
+        create=(
+            Call("apigateway:POST", resource=_API + "/restapis"),
+            Call("apigateway:PUT", when="has:Body", phase=Phase.AFTER),
+            Call("apigateway:PUT", when="has:BodyS3Location", phase=Phase.AFTER),
+            Call(
+                "s3:GetObject",
+                resource="arn:{partition}:s3:::{p:BodyS3Location.Bucket}/{p:BodyS3Location.Key}",
+                when="has:BodyS3Location",
+            ),
+            Call("apigateway:UpdateRestApiPolicy", when="has:Policy", phase=Phase.AFTER),
+            Call("apigateway:PATCH", when="has:Policy", phase=Phase.AFTER),
+            Call("apigateway:GET", phase=Phase.AFTER),
+        ),
+        update=(
+            Call("apigateway:PATCH", when="changed:Name,Description,Policy,EndpointConfiguration"),
+            Call("apigateway:PUT", when="changed:Body,BodyS3Location"),
+            Call("apigateway:GET"),
+        ),
+        delete=(Call("apigateway:DELETE"),),
+    ),
+    "AWS::ApiGateway::Resource": ResourceCalls(
+        service="ApiGateway",
+        status=403,
+        arn=_apigateway("/restapis/{RestApiId}/resources/{ref}"),
+        schema="7bc03cb00d6eac21",
+        # CreateResource posts to /restapis/ID/resources/PARENT; IAM names it by the
+        # collection it adds to (resource type "Resources").
+        create=(Call("apigateway:POST", resource=_API + "/restapis/{p:RestApiId}/resources"),),
+        update=(Call("apigateway:GET"), Call("apigateway:PATCH")),
+        delete=(Call("apigateway:DELETE"),),
+    ),
+    "AWS::ApiGateway::Method": ResourceCalls(
+        service="ApiGateway",
+        status=403,
+        arn=_apigateway("/restapis/{RestApiId}/resources/{ResourceId}/methods/{HttpMethod}"),
+        schema="af2b8744618e1ebe",
+        create=(
+            Call("apigateway:PUT"),
+            Call("apigateway:PUT", resource="{arn}/integration", when="has:Integration"),
+            Call(
+                "iam:PassRole",
+                resource="{p:Integration.Credentials}",
+                when="has:Integration.Credentials",
+                context={"iam:PassedToService": "apigateway.amazonaws.com"},
+            ),
+            Call(
+                "apigateway:PUT",
+                resource="{arn}/responses/{item:StatusCode}",
+                when="each:MethodResponses",
+            ),
+            Call("apigateway:GET", phase=Phase.AFTER),
+        ),
+        update=(
+            Call("apigateway:GET"),
+            Call("apigateway:DELETE"),
+            Call("apigateway:PUT"),
+            Call("apigateway:PUT", resource="{arn}/integration", when="has:Integration"),
+        ),
+        delete=(Call("apigateway:DELETE"),),
+    ),
+    "AWS::ApiGateway::Deployment": ResourceCalls(
+        service="ApiGateway",
+        status=403,
+        arn=_apigateway("/restapis/{RestApiId}/deployments/{ref}"),
+        schema="75a2510533fcb770",
+        create=(
+            Call("apigateway:POST", resource=_API + "/restapis/{p:RestApiId}/deployments"),
+            Call("apigateway:GET", phase=Phase.AFTER),
+        ),
+        update=(Call("apigateway:PATCH"), Call("apigateway:GET")),
+        delete=(Call("apigateway:GET"), Call("apigateway:DELETE")),
+    ),
+    # --- DynamoDB ----------------------------------------------------------------------------
+    "AWS::DynamoDB::Table": ResourceCalls(
+        service="DynamoDb",
+        status=400,
+        arn=_regional("dynamodb", "table/{name}"),
+        schema="8de1012311991c4d",
+        create=(
+            Call("dynamodb:CreateTable"),
+            Call("dynamodb:TagResource", when="has:Tags"),
+            Call("dynamodb:DescribeTable", phase=Phase.AFTER),
+            Call(
+                "dynamodb:UpdateTimeToLive", when="has:TimeToLiveSpecification", phase=Phase.AFTER
+            ),
+            Call(
+                "dynamodb:UpdateContinuousBackups",
+                when="has:PointInTimeRecoverySpecification",
+                phase=Phase.AFTER,
+            ),
+            Call(
+                "dynamodb:UpdateContributorInsights",
+                when="has:ContributorInsightsSpecification",
+                phase=Phase.AFTER,
+            ),
+        ),
+        update=(
+            Call(
+                "dynamodb:UpdateTable",
+                when="changed:BillingMode,ProvisionedThroughput,AttributeDefinitions,"
+                "GlobalSecondaryIndexes,StreamSpecification,SSESpecification",
+            ),
+            Call("dynamodb:UpdateTimeToLive", when="changed:TimeToLiveSpecification"),
+            Call(
+                "dynamodb:UpdateContinuousBackups", when="changed:PointInTimeRecoverySpecification"
+            ),
+            Call("dynamodb:TagResource", when="added:Tags"),
+            Call("dynamodb:UntagResource", when="removed:Tags"),
+            Call("dynamodb:DescribeTable"),
+        ),
+        delete=(Call("dynamodb:DeleteTable"), Call("dynamodb:DescribeTable")),
+    ),
+    # --- SQS ---------------------------------------------------------------------------------
+    "AWS::SQS::Queue": ResourceCalls(
+        service="Sqs",
+        status=403,
+        arn=_regional("sqs", "{name}"),
+        schema="0b0fc52a92647916",
+        create=(
+            Call("sqs:CreateQueue"),
+            Call("sqs:TagQueue", when="has:Tags"),
+            Call("sqs:GetQueueAttributes", phase=Phase.AFTER),
+        ),
+        update=(
+            Call(
+                "sqs:SetQueueAttributes",
+                when="changed:VisibilityTimeout,MessageRetentionPeriod,DelaySeconds,"
+                "MaximumMessageSize,ReceiveMessageWaitTimeSeconds,RedrivePolicy,"
+                "KmsMasterKeyId,SqsManagedSseEnabled",
+            ),
+            Call("sqs:TagQueue", when="added:Tags"),
+            Call("sqs:UntagQueue", when="removed:Tags"),
+            Call("sqs:GetQueueAttributes"),
+        ),
+        delete=(Call("sqs:DeleteQueue"),),
+    ),
+    # --- SNS ---------------------------------------------------------------------------------
+    "AWS::SNS::Topic": ResourceCalls(
+        service="Sns",
+        status=403,
+        arn=_regional("sns", "{name}"),
+        schema="55996ca553a6ab0c",
+        create=(
+            Call("sns:CreateTopic"),
+            Call("sns:TagResource", when="has:Tags"),
+            Call(
+                "sns:Subscribe",
+                when="each:Subscription",
+                phase=Phase.AFTER,
+                context={"sns:Protocol": "{item:Protocol}", "sns:Endpoint": "{item:Endpoint}"},
+            ),
+            Call("sns:GetTopicAttributes", phase=Phase.AFTER),
+        ),
+        update=(
+            Call(
+                "sns:SetTopicAttributes",
+                when="changed:DisplayName,KmsMasterKeyId,DeliveryStatusLogging,"
+                "ContentBasedDeduplication,TracingConfig,SignatureVersion",
+            ),
+            Call(
+                "sns:Subscribe",
+                when="added:Subscription",
+                context={"sns:Protocol": "{item:Protocol}", "sns:Endpoint": "{item:Endpoint}"},
+            ),
+            Call("sns:Unsubscribe", when="removed:Subscription"),
+            Call("sns:TagResource", when="added:Tags"),
+            Call("sns:UntagResource", when="removed:Tags"),
+            Call("sns:GetTopicAttributes"),
+        ),
+        delete=(Call("sns:GetTopicAttributes"), Call("sns:DeleteTopic")),
+    ),
+    "AWS::SNS::Subscription": ResourceCalls(
+        service="Sns",
+        status=403,
+        arn=lambda v, props: str(props.get("TopicArn") or ""),
+        schema="bfe3b47089380bde",
+        create=(
+            Call(
+                "sns:Subscribe",
+                context={"sns:Protocol": "{p:Protocol}", "sns:Endpoint": "{p:Endpoint}"},
+            ),
+            Call(
+                "iam:PassRole",
+                resource="{p:SubscriptionRoleArn}",
+                when="has:SubscriptionRoleArn",
+                context={"iam:PassedToService": "sns.amazonaws.com"},
+            ),
+        ),
+        update=(Call("sns:SetSubscriptionAttributes"),),
+        delete=(Call("sns:Unsubscribe"),),
+    ),
+    # --- EventBridge -------------------------------------------------------------------------
+    "AWS::Events::Rule": ResourceCalls(
+        service="EventBridge",
+        status=400,
+        arn=_events_rule_arn,
+        schema="17f1d0bd2ac17e93",
+        create=(
+            Call("events:PutRule"),
+            Call("events:TagResource", when="has:Tags"),
+            Call(
+                "iam:PassRole",
+                resource="{p:RoleArn}",
+                when="has:RoleArn",
+                context={"iam:PassedToService": "events.amazonaws.com"},
+            ),
+            Call(
+                "events:PutTargets",
+                when="each:Targets",
+                context={"events:TargetArn": "{item:Arn}"},
+            ),
+            Call("events:DescribeRule", phase=Phase.AFTER),
+        ),
+        update=(
+            Call(
+                "events:PutRule",
+                when="changed:ScheduleExpression,EventPattern,State,Description,RoleArn",
+            ),
+            Call(
+                "events:PutTargets",
+                when="added:Targets",
+                context={"events:TargetArn": "{item:Arn}"},
+            ),
+            Call("events:RemoveTargets", when="removed:Targets"),
+            Call("events:DescribeRule"),
+        ),
+        delete=(
+            Call("events:DescribeRule"),
+            Call("events:RemoveTargets", when="each:Targets"),
+            Call("events:DeleteRule"),
+        ),
+    ),
+}
+
+
+def calls_for(resource_type: str) -> ResourceCalls | None:
+    """The table entry of ``resource_type`` (None: the type is created without checks)."""
+    return CALLS.get(resource_type)

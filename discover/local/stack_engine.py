@@ -1,0 +1,1106 @@
+"""CloudFormation acting as its caller: stack operations that check every resource's calls.
+
+moto creates a stack's resources without asking whether the caller may. Real CloudFormation
+calls each service with the caller's permissions, so a deploy role without
+``iam:CreateRole`` gets its role refused, as a ``CREATE_FAILED`` event whose reason holds
+IAM's message, and the stack rolls back. This module runs creates, updates and deletes that
+way, on top of moto's resource models:
+
+- resources are handled in dependency order (``DependsOn``, ``Ref``, ``Fn::GetAtt``,
+  ``Fn::Sub``), a wave of independent resources at a time, as CloudFormation runs them in
+  parallel; each resource's calls (``stack_calls``) are decided for the caller;
+- a refused call fails its resource with the handler's message; the other resources of the
+  wave still make their own calls, as they would in parallel (a refusal of theirs is
+  reported too), and those after the first failure that would have completed are
+  cancelled ("Resource creation cancelled"); the next wave does not start;
+- then the stack rolls back: what was created is deleted, what was updated is put back,
+  ending in ``ROLLBACK_COMPLETE`` (a failed create) or ``UPDATE_ROLLBACK_COMPLETE``;
+- events are written per resource as CloudFormation writes them.
+
+Approximations, on purpose: a handler's calls are all decided before the resource is
+created (or, for reads that follow a create, right after); the deletes and updates a
+rollback makes are not checked against the caller (CloudFormation would, and a refusal
+there ends in ``*ROLLBACK_FAILED``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from discover.local import enforcement
+from discover.local.authorize import Decision, denial_message
+from discover.local.principals import Principal, role_session
+from discover.local.stack_calls import (
+    COLLECTION_KEYS,
+    Call,
+    MessageShape,
+    Phase,
+    ResourceCalls,
+    calls_for,
+    function_arn,
+)
+
+_STACK_TYPE = "AWS::CloudFormation::Stack"
+_CANCELLED = {"create": "Resource creation cancelled", "update": "Resource update cancelled"}
+
+
+# --- reading templates -----------------------------------------------------------------------
+
+
+def _get_att_target(value: Any) -> set[str]:
+    if isinstance(value, list) and value:
+        return {str(value[0])}
+    if isinstance(value, str):
+        return {value.split(".", 1)[0]}
+    return set()
+
+
+def _sub_targets(value: Any) -> set[str]:
+    text = value[0] if isinstance(value, list) and value else value
+    found: set[str] = set()
+    if isinstance(text, str):
+        found |= {n.split(".", 1)[0] for n in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+    if isinstance(value, list) and len(value) > 1:
+        found |= references(value[1])
+    return found
+
+
+def references(node: Any) -> set[str]:
+    """The logical ids ``node`` refers to through Ref, Fn::GetAtt and Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found |= _get_att_target(value)
+            elif key == "Fn::Sub":
+                found |= _sub_targets(value)
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return {r for r in found if not r.startswith("AWS::")}
+
+
+def dependencies(resources: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Each resource's dependencies among ``resources`` (explicit and by reference)."""
+    result: dict[str, set[str]] = {}
+    for logical_id, body in resources.items():
+        depends = body.get("DependsOn", []) if isinstance(body, Mapping) else []
+        explicit = {depends} if isinstance(depends, str) else set(depends or [])
+        result[logical_id] = ({str(d) for d in explicit} | references(body)) & set(resources) - {
+            logical_id
+        }
+    return result
+
+
+def waves(pending: Sequence[str], deps: Mapping[str, set[str]]) -> Iterator[list[str]]:
+    """Groups of ``pending`` ids whose dependencies are all done, in template order."""
+    left = list(pending)
+    while left:
+        wave = [lid for lid in left if not deps.get(lid, set()) & set(left)]
+        if not wave:  # a cycle: CloudFormation refuses it; take one and go on
+            wave = [left[0]]
+        yield wave
+        left = [lid for lid in left if lid not in wave]
+
+
+def _get(props: Mapping[str, Any] | None, path: str) -> Any:
+    value: Any = props
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _key(prop: str, item: Any) -> str:
+    field_name = COLLECTION_KEYS.get(prop)
+    if field_name and isinstance(item, Mapping):
+        return json.dumps(item.get(field_name), sort_keys=True, default=str)
+    return json.dumps(item, sort_keys=True, default=str)
+
+
+def _items(props: Mapping[str, Any] | None, path: str) -> list[Any]:
+    value = _get(props, path) if props is not None else None
+    return list(value) if isinstance(value, list) else []
+
+
+def _when_update(
+    kind: str, arg: str, props: Mapping[str, Any], old: Mapping[str, Any]
+) -> list[Any]:
+    if kind == "changed":
+        return [None] if any(_get(props, p) != _get(old, p) for p in arg.split(",")) else []
+    if kind == "added":
+        old_items = _items(old, arg)
+        return [i for i in _items(props, arg) if i not in old_items]
+    if kind == "removed":
+        kept = {_key(arg, i) for i in _items(props, arg)}
+        return [i for i in _items(old, arg) if _key(arg, i) not in kept]
+    msg = f"unknown condition {kind!r} in the stack call table"
+    raise ValueError(msg)
+
+
+def _when(when: str, props: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[Any]:
+    """The items a call is made for: [None] once, one per element, or none at all."""
+    kind, _, arg = when.partition(":")
+    if kind == "always":
+        return [None]
+    if kind == "has":
+        return [None] if _get(props, arg) not in (None, "", [], {}) else []
+    if kind == "each":
+        return _items(props, arg)
+    return [] if old is None else _when_update(kind, arg, props, old)
+
+
+_TOKEN = re.compile(r"\{([^{}]+)\}")
+
+
+class _MissingValueError(Exception):
+    """A template names a value the resource does not have: the call is not made."""
+
+
+def render(template: str, values: Mapping[str, str], props: Mapping[str, Any], item: Any) -> str:
+    def one(match: re.Match[str]) -> str:
+        token = match.group(1)
+        kind, _, arg = token.partition(":")
+        if kind == "p":
+            value = _get(props, arg)
+        elif kind == "function":
+            name = _get(props, arg)
+            value = function_arn(str(name), values) if name else None
+        elif kind == "item":
+            value = item if not arg else (item.get(arg) if isinstance(item, Mapping) else None)
+        else:
+            value = values.get(token)
+        if value in (None, ""):
+            raise _MissingValueError(token)
+        return str(value)
+
+    return _TOKEN.sub(one, template)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCheck:
+    """One concrete authorization a resource operation needs."""
+
+    action: str
+    resource: str
+    context: Mapping[str, str]
+    shape: MessageShape
+
+
+def planned_checks(
+    calls: Iterable[Call],
+    phase: Phase | None,
+    values: Mapping[str, str],
+    props: Mapping[str, Any],
+    old: Mapping[str, Any] | None = None,
+) -> list[PlannedCheck]:
+    """The checks ``calls`` make for a resource with ``props`` (``old``: before an update)."""
+    planned: list[PlannedCheck] = []
+    for call in calls:
+        if phase is not None and call.phase is not phase:
+            continue
+        for item in _when(call.when, props, old):
+            try:
+                resource = render(call.resource, values, props, item)
+            except _MissingValueError:
+                continue  # e.g. "{p:Role}" on a function without one: nothing to check
+            context: dict[str, str] = {}
+            for key, template in call.context.items():
+                with contextlib.suppress(_MissingValueError):
+                    context[key] = render(template, values, props, item)
+            planned.append(PlannedCheck(call.action, resource, context, call.shape))
+    return planned
+
+
+# --- the handler's words -------------------------------------------------------------------
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def handler_message(
+    check: PlannedCheck,
+    decision: Decision,
+    principal: Principal,
+    table: ResourceCalls,
+) -> str:
+    """The ResourceStatusReason of a resource a refused call failed, as AWS writes it."""
+    denial = denial_message(principal.arn, check.action, check.resource, decision)
+    if check.shape is MessageShape.LAMBDA_S3_CODE:
+        location = check.resource.split(":::", 1)[-1]
+        inner = (
+            "Your access has been denied by S3, please make sure your request credentials have "
+            f"permission to GetObject for {location}. S3 Error Code: AccessDenied. "
+            f"S3 Error Message: {denial}"
+        )
+        service = f"(Service: Lambda, Status Code: 403, Request ID: {_request_id()})"
+    elif check.shape is MessageShape.LOGS_TAGS:
+        # NOTE: CloudWatch Logs words a tagging refusal at CreateLogGroup this way.
+        inner = (
+            f"User with accountId: {principal.account} is not authorized to perform "
+            'CreateLogGroup with Tags.\n  An additional permission "logs:TagResource" is required.'
+        )
+        service = f"(Service: CloudWatchLogs, Status Code: 400, Request ID: {_request_id()})"
+    elif table.service == "S3":
+        extended = base64.b64encode(os.urandom(48)).decode()
+        inner = denial
+        service = (
+            f"(Service: S3, Status Code: 403, Request ID: {uuid.uuid4().hex[:16].upper()}, "
+            f"Extended Request ID: {extended})"
+        )
+    else:
+        inner = denial
+        service = (
+            f"(Service: {table.service}, Status Code: {table.status}, Request ID: {_request_id()})"
+        )
+    return (
+        f'Resource handler returned message: "{inner} {service}" '
+        f"(RequestToken: {_request_id()}, HandlerErrorCode: AccessDenied)"
+    )
+
+
+def general_failure(error: BaseException) -> str:
+    """The reason of a resource that failed for another reason than a permission."""
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return (
+        f'Resource handler returned message: "{text}" '
+        f"(RequestToken: {_request_id()}, HandlerErrorCode: GeneralServiceException)"
+    )
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _emit(
+    stack: Any,
+    status: str,
+    reason: str | None = None,
+    *,
+    logical_id: str | None = None,
+    resource_type: str = _STACK_TYPE,
+    physical_id: str | None = None,
+) -> None:
+    from moto.cloudformation.models import Event
+
+    is_stack = logical_id is None
+    event = Event(
+        stack_id=stack.stack_id,
+        stack_name=stack.name,
+        logical_resource_id=str(stack.name if is_stack else logical_id),
+        physical_resource_id=stack.stack_id if is_stack else (physical_id or ""),
+        resource_type=resource_type,
+        resource_status=status,
+        resource_status_reason=reason,
+        resource_properties=None,
+    )
+    # Events of one operation come within a millisecond here: keep them strictly ordered.
+    if stack.events and event.timestamp <= stack.events[-1].timestamp:
+        event.timestamp = stack.events[-1].timestamp + timedelta(milliseconds=1)
+    event.sendToSns(stack.account_id, stack.region_name, stack.notification_arns)
+    stack.events.append(event)
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+class _Placeholder:
+    """A resource moto has no model for: it exists for the stack, and only there."""
+
+    def __init__(self, logical_id: str, resource_type: str, physical_id: str) -> None:
+        self.logical_resource_id = logical_id
+        self.cf_resource_type = resource_type
+        self.physical_resource_id = physical_id
+
+    def get_cfn_attribute(self, attribute: str) -> Any:
+        raise NotImplementedError(attribute)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        return None
+
+    def is_created(self) -> bool:
+        return True
+
+
+@dataclass(slots=True)
+class _Prepared:
+    logical_id: str
+    resource_type: str
+    model: Any  # the moto CloudFormationModel class, or None
+    body: dict[str, Any]  # the template entry with its properties resolved
+    name: str
+
+    @property
+    def props(self) -> Mapping[str, Any]:
+        properties = self.body.get("Properties") or {}
+        return properties if isinstance(properties, Mapping) else {}
+
+
+def physical_id_of(resource: Any) -> str:
+    value = getattr(resource, "physical_resource_id", None)
+    return "" if value is None else str(value)
+
+
+def failed_to(verb: str, logical_ids: Iterable[str]) -> str:
+    """CloudFormation's summary, e.g. "The following resource(s) failed to create: [A, B]. "."""
+    return f"The following resource(s) failed to {verb}: [{', '.join(sorted(logical_ids))}]. "
+
+
+@dataclass(slots=True)
+class _Outcome:
+    created: list[str] = field(default_factory=list)
+    updated: list[tuple[str, Any, _Prepared | None]] = field(default_factory=list)
+    failed_create: list[str] = field(default_factory=list)
+    failed_update: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_create and not self.failed_update
+
+    def summary(self) -> str:
+        parts = []
+        if self.failed_create:
+            parts.append(failed_to("create", self.failed_create))
+        if self.failed_update:
+            parts.append(failed_to("update", self.failed_update))
+        return "".join(parts)
+
+
+class StackOperation:
+    """One create, update or delete of one stack, as one caller."""
+
+    def __init__(self, stack: Any, caller: Principal | None) -> None:
+        self.stack = stack
+        self.caller = caller
+        self.rmap = stack.resource_map
+        self.account = str(stack.account_id)
+        self.region = str(stack.region_name)
+
+    # --- deciding ------------------------------------------------------------------------
+
+    @property
+    def _via_cloudformation(self) -> dict[str, str]:
+        # NOTE: a call CloudFormation makes with the caller's permissions (a forward access
+        # session) carries these keys, so policies can tell it from a direct call.
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-calledvia
+        return {
+            "aws:CalledVia": "cloudformation.amazonaws.com",
+            "aws:CalledViaFirst": "cloudformation.amazonaws.com",
+            "aws:CalledViaLast": "cloudformation.amazonaws.com",
+            "aws:ViaAWSService": "true",
+            "aws:RequestedRegion": self.region,
+        }
+
+    def _values(self, name: str = "", ref: str = "") -> dict[str, str]:
+        return {
+            "partition": "aws",
+            "region": self.region,
+            "account": self.account,
+            "name": name,
+            "ref": ref,
+        }
+
+    def _refusal(
+        self,
+        logical_id: str,
+        table: ResourceCalls | None,
+        *,
+        calls: Iterable[Call],
+        phase: Phase | None,
+        values: dict[str, str],
+        props: Mapping[str, Any],
+        old: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """The handler's message for the first refused call, or None when all are allowed."""
+        if self.caller is None or table is None:
+            return None
+        values = {**values, "arn": ""}
+        try:
+            values["arn"] = table.arn(values, props)
+        except (KeyError, TypeError, ValueError):
+            values.pop("arn")
+        for check in planned_checks(calls, phase, values, props, old):
+            verdict = enforcement.decide(
+                self.caller,
+                check.action,
+                check.resource,
+                {**self._via_cloudformation, **check.context},
+                source="cloudformation",
+                stack=self.stack.name,
+                logical_id=logical_id,
+            )
+            if not verdict.allowed:
+                return handler_message(check, verdict.decision, self.caller, table)
+        return None
+
+    # --- moto's side -----------------------------------------------------------------------
+
+    def prepare(self, logical_id: str) -> _Prepared:
+        from moto.cloudformation import parsing
+
+        body = copy.deepcopy(self.rmap._resource_json_map[logical_id])
+        resource_type = str(body["Type"])
+        body.setdefault("Properties", {})
+        body["Properties"] = body["Properties"] or {}
+        model = parsing.resource_class_from_type(resource_type)
+        cleaned = parsing.clean_json(body, self.rmap)
+        name_property = parsing.resource_name_property_from_type(resource_type) if model else None
+        props = cleaned.get("Properties") or {}
+        if name_property and props.get(name_property):
+            name = str(props[name_property])
+        else:
+            name = parsing.generate_resource_name(resource_type, self.stack.name, logical_id)
+        return _Prepared(logical_id, resource_type, model, cleaned, name)
+
+    def _create_model(self, prepared: _Prepared) -> Any:
+        if prepared.model is None:
+            from moto.cloudformation.utils import random_suffix
+
+            physical = f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
+            resource: Any = _Placeholder(prepared.logical_id, prepared.resource_type, physical)
+        else:
+            resource = prepared.model.create_from_cloudformation_json(
+                prepared.name,
+                prepared.body,
+                self.account,
+                self.region,
+                LogicalId=prepared.logical_id,
+                StackId=self.stack.stack_id,
+                ResourceType=prepared.resource_type,
+            )
+            resource.cf_resource_type = prepared.resource_type
+            resource.logical_resource_id = prepared.logical_id
+            if not physical_id_of(resource):
+                self._name_physically(resource, prepared)
+        self.rmap._parsed_resources[prepared.logical_id] = resource
+        return resource
+
+    def _name_physically(self, resource: Any, prepared: _Prepared) -> None:
+        """Give a moto model that has no physical id the one CloudFormation would."""
+        from moto.cloudformation.utils import random_suffix
+
+        if prepared.resource_type == "AWS::Lambda::Version" and hasattr(resource, "version"):
+            base = function_arn(str(prepared.props.get("FunctionName", "")), self._values())
+            physical = f"{base}:{resource.version}"
+        elif isinstance(getattr(resource, "id", None), str):
+            physical = str(resource.id)  # API Gateway's deployments, stages, ... by their id
+        else:
+            physical = f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
+        with contextlib.suppress(AttributeError):  # a read-only property: moto names it
+            resource.physical_resource_id = physical
+
+    def _delete_model(self, logical_id: str, body: Mapping[str, Any]) -> None:
+        resource = self.rmap._parsed_resources.get(logical_id)
+        if resource is not None and not isinstance(resource, str):
+            self.rmap._delete_resource(resource, dict(body))
+        self.rmap._parsed_resources.pop(logical_id, None)
+
+    def _resolved_props(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        from moto.cloudformation import parsing
+
+        try:
+            cleaned = parsing.clean_json(copy.deepcopy(dict(body)), self.rmap)
+        except Exception:  # a reference to a resource already gone: use as written
+            cleaned = dict(body)
+        props = cleaned.get("Properties") or {}
+        return props if isinstance(props, Mapping) else {}
+
+    # --- one resource ----------------------------------------------------------------------
+
+    def _fail(
+        self, logical_id: str, resource_type: str, status: str, reason: str, physical: str = ""
+    ) -> None:
+        _emit(
+            self.stack,
+            status,
+            reason,
+            logical_id=logical_id,
+            resource_type=resource_type,
+            physical_id=physical,
+        )
+
+    def create_one(self, logical_id: str, outcome: _Outcome, *, cancel: bool) -> bool:
+        resource_type = str(self.rmap._resource_json_map[logical_id]["Type"])
+        table = calls_for(resource_type)
+        _emit(self.stack, "CREATE_IN_PROGRESS", logical_id=logical_id, resource_type=resource_type)
+        try:
+            prepared = self.prepare(logical_id)
+        except Exception as error:  # any template error fails the resource
+            self._fail(logical_id, resource_type, "CREATE_FAILED", general_failure(error))
+            outcome.failed_create.append(logical_id)
+            return False
+        values = self._values(prepared.name)
+        calls = table.create if table else ()
+        refusal = self._refusal(
+            logical_id, table, calls=calls, phase=Phase.BEFORE, values=values, props=prepared.props
+        )
+        if refusal is not None:
+            self._fail(logical_id, resource_type, "CREATE_FAILED", refusal)
+            outcome.failed_create.append(logical_id)
+            return False
+        try:
+            resource = self._create_model(prepared)
+        except Exception as error:  # moto refusing the properties fails it
+            self._fail(logical_id, resource_type, "CREATE_FAILED", general_failure(error))
+            outcome.failed_create.append(logical_id)
+            return False
+        outcome.created.append(logical_id)
+        physical = physical_id_of(resource)
+        _emit(
+            self.stack,
+            "CREATE_IN_PROGRESS",
+            "Resource creation Initiated",
+            logical_id=logical_id,
+            resource_type=resource_type,
+            physical_id=physical,
+        )
+        values["ref"] = physical
+        refusal = self._refusal(
+            logical_id, table, calls=calls, phase=Phase.AFTER, values=values, props=prepared.props
+        )
+        if refusal is None and cancel:
+            refusal = _CANCELLED["create"]
+        if refusal is not None:
+            self._fail(logical_id, resource_type, "CREATE_FAILED", refusal, physical)
+            outcome.failed_create.append(logical_id)
+            return False
+        _emit(
+            self.stack,
+            "CREATE_COMPLETE",
+            logical_id=logical_id,
+            resource_type=resource_type,
+            physical_id=physical,
+        )
+        return True
+
+    def update_one(
+        self, logical_id: str, old_body: Mapping[str, Any], outcome: _Outcome, *, cancel: bool
+    ) -> bool:
+        resource_type = str(self.rmap._resource_json_map[logical_id]["Type"])
+        table = calls_for(resource_type)
+        original = self.rmap._parsed_resources.get(logical_id)
+        physical = physical_id_of(original)
+        _emit(
+            self.stack,
+            "UPDATE_IN_PROGRESS",
+            logical_id=logical_id,
+            resource_type=resource_type,
+            physical_id=physical,
+        )
+        old_props = self._resolved_props(old_body)
+        try:
+            prepared = self.prepare(logical_id)
+        except Exception as error:  # any template error fails the resource
+            self._fail(logical_id, resource_type, "UPDATE_FAILED", general_failure(error), physical)
+            outcome.failed_update.append(logical_id)
+            return False
+        values = self._values(prepared.name, physical)
+        calls = table.update if table else ()
+        refusal = self._refusal(
+            logical_id,
+            table,
+            calls=calls,
+            phase=None,
+            values=values,
+            props=prepared.props,
+            old=old_props,
+        )
+        if refusal is not None:
+            self._fail(logical_id, resource_type, "UPDATE_FAILED", refusal, physical)
+            outcome.failed_update.append(logical_id)
+            return False
+        previous = self._previous(old_body, logical_id)
+        try:
+            updated = self._update_model(original, prepared)
+        except Exception as error:  # moto refusing the change fails it
+            self._fail(logical_id, resource_type, "UPDATE_FAILED", general_failure(error), physical)
+            outcome.failed_update.append(logical_id)
+            return False
+        outcome.updated.append((logical_id, original, previous))
+        if cancel:
+            self._fail(
+                logical_id,
+                resource_type,
+                "UPDATE_FAILED",
+                _CANCELLED["update"],
+                physical_id_of(updated),
+            )
+            outcome.failed_update.append(logical_id)
+            return False
+        _emit(
+            self.stack,
+            "UPDATE_COMPLETE",
+            logical_id=logical_id,
+            resource_type=resource_type,
+            physical_id=physical_id_of(updated),
+        )
+        return True
+
+    def _previous(self, old_body: Mapping[str, Any], logical_id: str) -> _Prepared | None:
+        from moto.cloudformation import parsing
+
+        try:
+            body = parsing.clean_json(copy.deepcopy(dict(old_body)), self.rmap)
+        except Exception:  # cannot be resolved: the update is not undone in moto
+            return None
+        resource_type = str(old_body.get("Type"))
+        original = self.rmap._parsed_resources.get(logical_id)
+        name = physical_id_of(original)
+        return _Prepared(
+            logical_id, resource_type, parsing.resource_class_from_type(resource_type), body, name
+        )
+
+    def _update_model(self, original: Any, prepared: _Prepared) -> Any:
+        model = prepared.model
+        if (
+            model is None
+            or original is None
+            or hasattr(model.update_from_cloudformation_json, "__isabstractmethod__")
+        ):
+            return original
+        updated = model.update_from_cloudformation_json(
+            original_resource=original,
+            new_resource_name=prepared.name,
+            cloudformation_json=prepared.body,
+            account_id=self.account,
+            region_name=self.region,
+        )
+        updated.cf_resource_type = prepared.resource_type
+        updated.logical_resource_id = prepared.logical_id
+        if not physical_id_of(updated):
+            self._name_physically(updated, prepared)
+        self.rmap._parsed_resources[prepared.logical_id] = updated
+        return updated
+
+    # --- many resources --------------------------------------------------------------------
+
+    def deploy(self, adds: Sequence[str], updates: Mapping[str, Mapping[str, Any]]) -> _Outcome:
+        """Create ``adds`` and update ``updates`` (id -> previous body), wave by wave."""
+        resources = self.rmap._resource_json_map
+        deps = dependencies(resources)
+        pending = [lid for lid in resources if lid in set(adds) or lid in updates]
+        outcome = _Outcome()
+        for wave in waves(pending, deps):
+            failed = False
+            for logical_id in wave:
+                if logical_id in updates:
+                    done = self.update_one(logical_id, updates[logical_id], outcome, cancel=failed)
+                else:
+                    done = self.create_one(logical_id, outcome, cancel=failed)
+                failed = failed or not done
+            if failed:
+                break
+        return outcome
+
+    def put_back(self, outcome: _Outcome, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """Roll back the updates this operation made, last first."""
+        for logical_id, original, previous in reversed(outcome.updated):
+            resource_type = str(bodies[logical_id]["Type"])
+            current = self.rmap._parsed_resources.get(logical_id)
+            _emit(
+                self.stack,
+                "UPDATE_IN_PROGRESS",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical_id_of(current),
+            )
+            restored = original
+            if previous is not None:
+                try:
+                    restored = self._update_model(current, previous)
+                except Exception:  # keep moto's object as it was before
+                    restored = original
+            self.rmap._parsed_resources[logical_id] = restored
+            _emit(
+                self.stack,
+                "UPDATE_COMPLETE",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical_id_of(restored),
+            )
+
+    def delete_created(
+        self, outcome: _Outcome, bodies: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
+        """Delete what this operation created (and close out what it failed to create)."""
+        stuck: list[str] = []
+        touched = [
+            *outcome.created,
+            *[f for f in outcome.failed_create if f not in outcome.created],
+        ]
+        for logical_id in reversed(touched):
+            body = bodies[logical_id]
+            resource_type = str(body["Type"])
+            if logical_id not in outcome.created:
+                _emit(
+                    self.stack,
+                    "DELETE_COMPLETE",
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                )
+                continue
+            physical = physical_id_of(self.rmap._parsed_resources.get(logical_id))
+            if body.get("DeletionPolicy") == "Retain":
+                self.rmap._parsed_resources.pop(logical_id, None)
+                _emit(
+                    self.stack,
+                    "DELETE_SKIPPED",
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                    physical_id=physical,
+                )
+                continue
+            _emit(
+                self.stack,
+                "DELETE_IN_PROGRESS",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical,
+            )
+            try:
+                self._delete_model(logical_id, body)
+            except Exception as error:  # reported as AWS reports it
+                _emit(
+                    self.stack,
+                    "DELETE_FAILED",
+                    general_failure(error),
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                    physical_id=physical,
+                )
+                stuck.append(logical_id)
+                continue
+            _emit(
+                self.stack,
+                "DELETE_COMPLETE",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical,
+            )
+        return stuck
+
+    def delete_checked(
+        self, logical_ids: Sequence[str], bodies: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
+        """Delete existing resources as the caller, dependents first. Those that failed."""
+        deps = dependencies(bodies)
+        order = [lid for wave in waves(list(logical_ids), deps) for lid in wave]
+        failed: list[str] = []
+        for logical_id in reversed(order):
+            body = bodies[logical_id]
+            resource_type = str(body["Type"])
+            resource = self.rmap._parsed_resources.get(logical_id)
+            if resource is None:
+                continue
+            if any(logical_id in deps.get(f, set()) for f in failed):
+                continue  # something still using it could not be deleted
+            physical = physical_id_of(resource)
+            if body.get("DeletionPolicy") == "Retain":
+                self.rmap._parsed_resources.pop(logical_id, None)
+                _emit(
+                    self.stack,
+                    "DELETE_SKIPPED",
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                    physical_id=physical,
+                )
+                continue
+            _emit(
+                self.stack,
+                "DELETE_IN_PROGRESS",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical,
+            )
+            table = calls_for(resource_type)
+            props = self._resolved_props(body)
+            refusal = self._refusal(
+                logical_id,
+                table,
+                calls=table.delete if table else (),
+                phase=None,
+                values=self._values(physical, physical),
+                props=props,
+            )
+            if refusal is None:
+                try:
+                    self._delete_model(logical_id, body)
+                except Exception as error:  # reported as AWS reports it
+                    refusal = general_failure(error)
+            if refusal is not None:
+                _emit(
+                    self.stack,
+                    "DELETE_FAILED",
+                    refusal,
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                    physical_id=physical,
+                )
+                failed.append(logical_id)
+                continue
+            _emit(
+                self.stack,
+                "DELETE_COMPLETE",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical,
+            )
+        return failed
+
+
+# --- the caller ----------------------------------------------------------------------------
+
+
+def caller_for(stack: Any, role_arn: str | None = None) -> Principal | None:
+    """Whom CloudFormation acts as: the stack's service role if it has one, else the caller."""
+    arn = role_arn or getattr(stack, "role_arn", None)
+    if arn:
+        from moto.iam.exceptions import NotFoundException
+
+        try:
+            role = enforcement.iam_backend(str(stack.account_id)).get_role_by_arn(arn)
+        except NotFoundException:
+            role = None
+        if role is not None:
+            return role_session(role, "AWSCloudFormation", str(stack.account_id))
+    return enforcement.current_principal()
+
+
+# --- stack operations ------------------------------------------------------------------------
+
+
+def _enabled(rmap: Any, body: Mapping[str, Any]) -> bool:
+    condition = body.get("Condition")
+    return not condition or bool(rmap.lazy_condition_map[condition])
+
+
+def _load_template(
+    stack: Any, template: Mapping[str, Any], parameters: Mapping[str, Any] | None
+) -> None:
+    rmap = stack.resource_map
+    rmap._template = template
+    if parameters:
+        rmap.input_parameters = dict(parameters)
+    rmap.load_mapping()
+    rmap.load_parameters()
+    rmap.load_conditions()
+    rmap._resource_json_map = template.get("Resources") or {}
+    rmap.tags.update(
+        {
+            "aws:cloudformation:stack-name": stack.name,
+            "aws:cloudformation:stack-id": stack.stack_id,
+        }
+    )
+
+
+def _refresh_outputs(stack: Any) -> None:
+    from moto.cloudformation.parsing import OutputMap
+
+    stack.output_map = OutputMap(stack.resource_map, stack.template_dict, stack.stack_id)
+
+
+def _forget_resources(stack: Any) -> None:
+    """After a create rolled back: no resources, no outputs (as CloudFormation shows it)."""
+    from moto.cloudformation.parsing import OutputMap
+
+    rmap = stack.resource_map
+    for logical_id in list(rmap._resource_json_map):
+        rmap._parsed_resources.pop(logical_id, None)
+    rmap._resource_json_map = {}
+    stack.output_map = OutputMap(rmap, {}, stack.stack_id)
+
+
+def create_stack_resources(stack: Any, caller: Principal | None) -> bool:
+    """Create the resources of a stack whose template is loaded; roll back on failure."""
+    stack.status = "CREATE_IN_PROGRESS"
+    rmap = stack.resource_map
+    bodies = dict(rmap._resource_json_map)
+    adds = [lid for lid, body in bodies.items() if _enabled(rmap, body)]
+    operation = StackOperation(stack, caller)
+    outcome = operation.deploy(adds, {})
+    if outcome.ok:
+        stack.status = "CREATE_COMPLETE"
+        _emit(stack, "CREATE_COMPLETE")
+        _refresh_outputs(stack)
+        return True
+    if getattr(stack, "disable_rollback", False):
+        stack.status = "CREATE_FAILED"
+        _emit(stack, "CREATE_FAILED", outcome.summary().strip())
+        return False
+    stack.status = "ROLLBACK_IN_PROGRESS"
+    _emit(stack, "ROLLBACK_IN_PROGRESS", f"{outcome.summary()}Rollback requested by user.")
+    stuck = operation.delete_created(outcome, bodies)
+    if stuck:
+        stack.status = "ROLLBACK_FAILED"
+        _emit(
+            stack,
+            "ROLLBACK_FAILED",
+            failed_to("delete", stuck),
+        )
+        return False
+    _forget_resources(stack)
+    stack.status = "ROLLBACK_COMPLETE"
+    _emit(stack, "ROLLBACK_COMPLETE")
+    return False
+
+
+def create_from_change_set(stack: Any, change_set: Any, caller: Principal | None) -> bool:
+    stack.template = change_set.template
+    stack._parse_template()
+    _emit(stack, "CREATE_IN_PROGRESS", "User Initiated")
+    _load_template(stack, stack.template_dict, change_set.parameters)
+    stack.description = stack.template_dict.get("Description")
+    return create_stack_resources(stack, caller)
+
+
+def update_stack_resources(
+    stack: Any,
+    template: str,
+    parameters: Mapping[str, Any] | None,
+    caller: Principal | None,
+) -> bool:
+    """Apply a new template to a stack as ``caller``; roll back on failure."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    rmap = stack.resource_map
+    new_template = stack.parse_template(template)
+    diff = rmap.build_resource_diff(new_template, dict(parameters) if parameters else None)
+    if (
+        not any(diff.values())
+        and stack.has_template(template)
+        and (not parameters or stack.has_parameters(dict(parameters)))
+    ):
+        # NOTE: UpdateStack with nothing to change is refused; deploy tools rely on it.
+        raise ValidationError(stack.stack_id, message="No updates are to be performed.")
+    saved = _Saved.of(stack)
+    stack.status = "UPDATE_IN_PROGRESS"
+    _emit(stack, "UPDATE_IN_PROGRESS", "User Initiated")
+    _load_template(stack, new_template, parameters)
+    new_bodies = dict(rmap._resource_json_map)
+    adds = [lid for lid in diff["Add"] if _enabled(rmap, new_bodies[lid])]
+    updates = {
+        lid: saved.bodies[lid]
+        for lid in diff["Modify"]
+        if lid in rmap._parsed_resources and _enabled(rmap, new_bodies[lid])
+    }
+    operation = StackOperation(stack, caller)
+    outcome = operation.deploy(adds, updates)
+    if outcome.ok:
+        stack.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        _emit(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+        removed = [lid for lid in diff["Remove"] if lid in rmap._parsed_resources]
+        old_bodies = {lid: saved.bodies[lid] for lid in removed}
+        for logical_id in operation.delete_checked(removed, old_bodies):
+            rmap._parsed_resources.pop(logical_id, None)  # CloudFormation lets it go anyway
+        stack.template = template
+        stack._parse_template()
+        stack.status = "UPDATE_COMPLETE"
+        _emit(stack, "UPDATE_COMPLETE")
+        _refresh_outputs(stack)
+        return True
+    stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+    _emit(stack, "UPDATE_ROLLBACK_IN_PROGRESS", outcome.summary())
+    bodies = {**saved.bodies, **new_bodies}
+    operation.put_back(outcome, bodies)
+    stack.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
+    _emit(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    stuck = operation.delete_created(outcome, new_bodies)
+    saved.restore(stack)
+    if stuck:
+        stack.status = "UPDATE_ROLLBACK_FAILED"
+        _emit(
+            stack,
+            "UPDATE_ROLLBACK_FAILED",
+            failed_to("delete", stuck),
+        )
+        return False
+    stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    _emit(stack, "UPDATE_ROLLBACK_COMPLETE")
+    return False
+
+
+@dataclass(slots=True)
+class _Saved:
+    """A stack's template state before an update, to put back after a rollback."""
+
+    template: Any
+    template_text: Any
+    bodies: dict[str, Any]
+    input_parameters: Any
+    resolved_parameters: dict[str, Any]
+
+    @classmethod
+    def of(cls, stack: Any) -> _Saved:
+        rmap = stack.resource_map
+        return cls(
+            template=rmap._template,
+            template_text=stack.template,
+            bodies=dict(rmap._resource_json_map),
+            input_parameters=copy.copy(rmap.input_parameters),
+            resolved_parameters=dict(rmap.resolved_parameters),
+        )
+
+    def restore(self, stack: Any) -> None:
+        rmap = stack.resource_map
+        rmap._template = self.template
+        rmap._resource_json_map = self.bodies
+        rmap.input_parameters = self.input_parameters
+        rmap.resolved_parameters = self.resolved_parameters
+        rmap._parsed_resources.update(self.resolved_parameters)
+        rmap.load_conditions()
+        stack.template = self.template_text
+        stack._parse_template()
+        _refresh_outputs(stack)
+
+
+def delete_stack_resources(stack: Any, caller: Principal | None) -> bool:
+    """Delete a stack's resources as ``caller``: True when the stack is gone."""
+    rmap = stack.resource_map
+    stack.status = "DELETE_IN_PROGRESS"
+    _emit(stack, "DELETE_IN_PROGRESS", "User Initiated")
+    bodies = dict(rmap._resource_json_map)
+    existing = [lid for lid in bodies if rmap._parsed_resources.get(lid) is not None]
+    operation = StackOperation(stack, caller)
+    failed = operation.delete_checked(existing, bodies)
+    if failed:
+        stack.status = "DELETE_FAILED"
+        _emit(
+            stack,
+            "DELETE_FAILED",
+            failed_to("delete", failed),
+        )
+        return False
+    stack.status = "DELETE_COMPLETE"
+    _emit(stack, "DELETE_COMPLETE")
+    return True
+
+
+__all__ = [
+    "PlannedCheck",
+    "StackOperation",
+    "caller_for",
+    "create_from_change_set",
+    "create_stack_resources",
+    "delete_stack_resources",
+    "dependencies",
+    "handler_message",
+    "planned_checks",
+    "references",
+    "update_stack_resources",
+    "waves",
+]
