@@ -100,7 +100,15 @@ def serve(
 ) -> None:
     """Start, bootstrap, announce, and serve until stdin closes."""
     # cfn-lint (used by ValidateTemplate) writes a scratch file in the working directory.
-    os.chdir(tempfile.mkdtemp(prefix="discover-sandbox-"))
+    with tempfile.TemporaryDirectory(prefix="discover-sandbox-") as scratch:
+        os.chdir(scratch)
+        _serve(port, region, authorization_log, propagation_delay)
+        os.chdir(tempfile.gettempdir())  # leave the folder so it can be removed
+
+
+def _serve(
+    port: int, region: str, authorization_log: Path | None, propagation_delay: float
+) -> None:
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     from moto import settings
 
