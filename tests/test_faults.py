@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -483,3 +484,50 @@ def test_each_unfixable_reason_stops_with_exit_3(
     assert result.returncode == 3, result.stderr[-2000:]
     assert tip in result.stderr
     assert role_policy(world) is None
+
+
+def _control(info: LocalSandboxInfo, name: str, body: dict[str, float]) -> None:
+    request = urllib.request.Request(  # noqa: S310 - the sandbox's loopback endpoint
+        f"{info.endpoint}/_discover/{name}", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback only
+        answer.read()
+
+
+def test_session_expires_on_the_sandbox_clock_mid_run(world: dict[str, Any]) -> None:
+    """The sandbox's clock passes the session's expiry during the second run: its calls get a
+    real ExpiredToken; discover re-assumes the role and runs again, granting nothing for it."""
+    counter = world["tmp"] / "runs"
+    fake = ("--counter", str(counter), "--advance-clock", "4000", "--on-run", "2")
+    result = run(world, fake=fake)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = journal(world)
+    assert [r["event"] for r in records].count("session_expired") == 1
+    expired_run = next(r for r in records if r["event"] == "session_expired")["iteration"]
+    assert expired_run == 2
+    assert len(granted_actions(role_policy(world))) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "waits", "code", "reason"),
+    [
+        ("waits outlast the delay: converges", [2.0, 2.0, 2.0], 0, "succeeded"),
+        ("no waits: the same denial is no progress", [], 1, "no-progress"),
+    ],
+)
+def test_iam_propagation_delay(
+    world: dict[str, Any], name: str, waits: list[float], code: int, reason: str
+) -> None:
+    """With a 3 s propagation delay in the sandbox, a grant is not yet seen by the next run:
+    discover waits and retries (converging), or without waits reports no progress."""
+    _control(world["info"], "propagation", {"delay": 3.0})
+    (world["service"] / "discover.toml").write_text(f"propagation_waits = {waits}\n")
+    result = run(world)
+    assert result.returncode == code, result.stderr[-2000:]
+    records = journal(world)
+    assert last_stop(records) == reason
+    assert ("propagation_wait" in [r["event"] for r in records]) == bool(waits)
+    applied = [r for r in records if r["event"] == "granted"]
+    assert granted_actions(role_policy(world)) == {
+        g["action"] for r in applied for g in r["grants"]
+    }
