@@ -46,7 +46,14 @@ from discover.loop import (
     discover,
     resume_state,
 )
-from discover.policy import PolicyDocument, check_quota, load_policy
+from discover.policy import (
+    INLINE_ROLE_POLICIES_QUOTA,
+    MANAGED_POLICY_QUOTA,
+    PolicyDocument,
+    check_quota,
+    load_policy,
+    split_for_quota,
+)
 from discover.report import render_report
 
 log = structlog.get_logger("discover")
@@ -157,7 +164,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         )
     elif command == "verify":
         _common_options(parser)
-        parser.add_argument("--policy", required=True, help="the policy JSON to verify")
+        parser.add_argument(
+            "--policy",
+            required=True,
+            action="append",
+            help="the policy JSON to verify; repeat it for a policy split into managed policies",
+        )
     elif command == "parse":
         parser.add_argument("file", nargs="?", default="-", help="a log file, or - for stdin")
         parser.add_argument("--format", choices=("json", "table"), default="json")
@@ -208,7 +220,7 @@ def run_main(argv: Sequence[str]) -> int:
             return offline[name](args, sys.stdout)
         config = build_config(_flags(args, command))
         if name == "verify":
-            return cmd_verify(config, Path(args.policy), sys.stdout)
+            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout)
         return cmd_run(config, sys.stdout, quiet=bool(args.quiet), fmt=Format(args.format))
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
@@ -519,9 +531,25 @@ def _unfixable_tip(denial: Denial) -> str:
 # --- verify ---------------------------------------------------------------------------------
 
 
-def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
+def _verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
+    """The policy to verify, and the managed policies to attach when it is not one inline policy.
+
+    One file within the role's inline quota is put inline, as discover runs; several files (a
+    split) or one over the quota are attached as managed policies, each within its quota.
+    """
+    parts = [load_policy(p) for p in paths]
+    whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
+    if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
+        return whole, ()
+    if all(p.size() <= MANAGED_POLICY_QUOTA for p in parts):
+        return whole, tuple(parts)
+    return whole, split_for_quota(whole, MANAGED_POLICY_QUOTA)
+
+
+def cmd_verify(config: Config, policy_paths: Sequence[Path], out: TextIO) -> int:
     """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
-    policy = load_policy(policy_path)
+    policy, managed = _verify_parts(policy_paths)
+    policy_path = ", ".join(str(p) for p in policy_paths)
     state_dir = config.state_dir / "verify"
     with environment(config) as env:
         sandbox = _make_sandbox(config, env)
@@ -530,7 +558,8 @@ def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
         if sandbox.stack_status() is not None and not config.local:
             msg = f"stack {config.stack_name} exists: verify deploys from scratch"
             raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
-        sandbox.apply_policy(policy)
+        sandbox.apply_policy(PolicyDocument() if managed else policy)
+        attached = sandbox.attach_managed(managed) if managed else []
         try:
             sessions = _make_sessions(config, env)
             deployer = _make_deployer(config, env, state_dir, quiet=False)
@@ -539,10 +568,12 @@ def cmd_verify(config: Config, policy_path: Path, out: TextIO) -> int:
             denials = () if result.succeeded else collect_denials(result, sandbox, started)
         finally:
             sandbox.delete_stack()
+            sandbox.detach_managed(attached)
             sandbox.apply_policy(previous or PolicyDocument())
     record = {
         "verified": result.succeeded,
-        "policy": str(policy_path),
+        "policy": policy_path,
+        "managed_policies": len(managed),
         "actions": len(policy.actions),
         "duration_s": result.duration_s,
         "first_denial": _denial_json(denials[0]) if denials else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -179,6 +179,48 @@ class AwsSandbox:
             PolicyName=self._policy_name,
             PolicyDocument=json.dumps(document, separators=(",", ":")),
         )
+
+    # --- managed policies, for verifying a split policy ----------------------------------
+
+    def attach_managed(self, parts: Sequence[PolicyDocument]) -> list[str]:
+        """Create one managed policy per part and attach it to the role; their ARNs."""
+        arns: list[str] = []
+        try:
+            for number, part in enumerate(parts, start=1):
+                arn = self._create_policy(f"{self._policy_name}-verify-{number}", part)
+                arns.append(arn)
+                self._attach(arn)
+        except BaseException:
+            self.detach_managed(arns)
+            raise
+        return arns
+
+    @aws_retry
+    def _create_policy(self, name: str, part: PolicyDocument) -> str:
+        answer = self.iam.create_policy(
+            PolicyName=name,
+            PolicyDocument=json.dumps(part.to_dict(), separators=(",", ":")),
+            Description="discover verify: one part of a policy split for IAM's quota",
+        )
+        return str(answer["Policy"]["Arn"])
+
+    @aws_retry
+    def _attach(self, arn: str) -> None:
+        self.iam.attach_role_policy(RoleName=self.role_name, PolicyArn=arn)
+
+    @aws_retry
+    def detach_managed(self, arns: Sequence[str]) -> None:
+        for arn in arns:
+            try:
+                self.iam.detach_role_policy(RoleName=self.role_name, PolicyArn=arn)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
+            try:
+                self.iam.delete_policy(PolicyArn=arn)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
 
     # --- the run lock, as a tag on the role ---------------------------------------------
 

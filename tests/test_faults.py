@@ -531,3 +531,73 @@ def test_iam_propagation_delay(
     assert granted_actions(role_policy(world)) == {
         g["action"] for r in applied for g in r["grants"]
     }
+
+
+def _verify(world: dict[str, Any], *policies: Path) -> subprocess.CompletedProcess[str]:
+    info: LocalSandboxInfo = world["info"]
+    argv = [sys.executable, "-m", "discover", "verify", "--role-arn", info.role_arn]
+    argv += ["--sandbox-account", info.account, "--service-dir", str(world["service"])]
+    argv += ["--stack-name", STACK, "--log-format", "json"]
+    for policy in policies:
+        argv += ["--policy", str(policy)]
+    argv += ["--", sys.executable, str(FAKE)] + [a for call in CALLS for a in ("--call", call)]
+    return subprocess.run(
+        argv, env=admin_env(info), capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def _needed_and_padding(account: str, *, without: str = "") -> PolicyDocument:
+    needed = [
+        ("s3:ListAllMyBuckets", "*"),
+        ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/build/*"),
+        ("sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{account}:fake-dev-queue"),
+        ("logs:DescribeLogGroups", "*"),
+    ]
+    statements = [
+        {"Effect": "Allow", "Action": a, "Resource": r} for a, r in needed if a != without
+    ]
+    # Padding: many narrow grants, so the whole is over the role's inline quota (10,240).
+    statements += [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": f"arn:aws:sqs:us-east-1:{account}:padding-queue-{i:04d}",
+        }
+        for i in range(220)
+    ]
+    return PolicyDocument.from_dict({"Version": "2012-10-17", "Statement": statements})
+
+
+def test_verify_accepts_a_policy_split_into_managed_policies(world: dict[str, Any]) -> None:
+    """A policy over the inline quota is verified as managed policies (each within 6,144), given
+    whole or as its split parts; the parts are detached and deleted afterwards; with one needed
+    action removed, verify names it."""
+    from discover.policy import MANAGED_POLICY_QUOTA, split_for_quota
+
+    account = world["info"].account
+    whole = _needed_and_padding(account)
+    assert whole.size() > 10_240
+    big = world["tmp"] / "big.json"
+    big.write_text(whole.render_json())
+    parts = split_for_quota(whole, MANAGED_POLICY_QUOTA)
+    assert len(parts) >= 2
+    assert all(p.size() <= MANAGED_POLICY_QUOTA for p in parts)
+    paths = []
+    for number, part in enumerate(parts, start=1):
+        paths.append(world["tmp"] / f"part-{number}.json")
+        paths[-1].write_text(part.render_json())
+
+    for given in ([big], paths):
+        result = _verify(world, *given)
+        assert result.returncode == 0, result.stderr[-2000:]
+        record = json.loads(result.stdout)
+        assert record["verified"] is True
+        assert record["managed_policies"] == len(parts)
+        attached = world["iam"].list_attached_role_policies(RoleName="discover-sandbox")
+        assert attached["AttachedPolicies"] == []
+
+    smaller = world["tmp"] / "smaller.json"
+    smaller.write_text(_needed_and_padding(account, without="sqs:CreateQueue").render_json())
+    refused = _verify(world, smaller)
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert json.loads(refused.stdout)["first_denial"]["action"] == "sqs:CreateQueue"
