@@ -601,3 +601,21 @@ def test_verify_accepts_a_policy_split_into_managed_policies(world: dict[str, An
     refused = _verify(world, smaller)
     assert refused.returncode == 1, refused.stderr[-2000:]
     assert json.loads(refused.stdout)["first_denial"]["action"] == "sqs:CreateQueue"
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "code", "reason"),
+    [
+        ("no terminal, not allowed: refused", (), 3, "refused"),
+        ("--allow the action: granted", ("--allow", "iam:CreateUser"), 0, "succeeded"),
+    ],
+)
+def test_high_risk_grant_needs_confirmation(
+    world: dict[str, Any], name: str, extra: tuple[str, ...], code: int, reason: str
+) -> None:
+    """A deploy that needs iam:CreateUser stops for confirmation (exit 3 with no terminal), and
+    is granted it only with --allow."""
+    result = run(world, *extra, fake=("--call", 'iam:create_user:{"UserName": "fake-dev-user"}'))
+    assert result.returncode == code, result.stderr[-2000:]
+    assert last_stop(journal(world)) == reason
+    assert ("iam:CreateUser" in granted_actions(role_policy(world))) == (code == 0)
