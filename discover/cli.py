@@ -294,8 +294,7 @@ def _make_sandbox(config: Config, env: Environment) -> Any:
         role_arn=env.role_arn,
         sandbox_account=config.sandbox_account or env.account,
     )
-    sandbox.check_role()
-    limit = sandbox.max_session_duration()
+    limit = sandbox.check_role()
     if config.session_duration_s > limit:
         msg = (
             f"--duration-seconds {config.session_duration_s} exceeds the role's "

@@ -132,10 +132,10 @@ class AwsSandbox:
         return PolicyDocument.from_dict(_decode_document(answer["PolicyDocument"]))
 
     @aws_retry
-    def check_role(self) -> None:
-        """Refuse early when the role does not exist or cannot be read."""
+    def check_role(self) -> int:
+        """The role's MaxSessionDuration; refuse early when the role cannot be read."""
         try:
-            self.iam.get_role(RoleName=self.role_name)
+            role = self.iam.get_role(RoleName=self.role_name)["Role"]
         except botocore.exceptions.ClientError as exc:
             msg = f"cannot read the sandbox role {self.role_arn}: {_code(exc)}"
             raise SandboxError(
@@ -143,12 +143,7 @@ class AwsSandbox:
                 tip="Create the role first (see the README), and run discover with "
                 "credentials that may edit it.",
             ) from exc
-
-    @aws_retry
-    def max_session_duration(self) -> int:
-        return int(
-            self.iam.get_role(RoleName=self.role_name)["Role"].get("MaxSessionDuration", 3600)
-        )
+        return int(role.get("MaxSessionDuration", 3600))
 
     @aws_retry
     def backup(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -66,3 +68,15 @@ def service_copy(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+def run_discover(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``python -m discover ARGS`` in ``cwd``, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "discover", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,19 +11,9 @@ import pytest
 
 from discover import iamdb
 from discover.journal import read_journal
+from tests.conftest import run_discover
 
 pytestmark = pytest.mark.e2e
-
-
-def run_discover(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "discover", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def assert_least_privilege(policy: dict[str, Any], journal: Path) -> None:
@@ -50,9 +38,7 @@ def assert_least_privilege(policy: dict[str, Any], journal: Path) -> None:
                 assert not iamdb.resource_types(action) or action in unnamed, action
 
 
-def test_hello_converges_and_verifies(
-    service_copy: Callable[[str], Path], osls: Path
-) -> None:
+def test_hello_converges_and_verifies(service_copy: Callable[[str], Path], osls: Path) -> None:
     """discover --local grows an empty role until osls deploys hello; verify accepts the policy
     from scratch and rejects it with one action removed."""
     service = service_copy("hello")

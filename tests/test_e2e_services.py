@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from discover import iamdb
 from discover.journal import read_journal
 from discover.local.process import LocalSandbox, LocalSandboxInfo
-from tests.conftest import admin_session, role_session
+from tests.conftest import admin_session, role_session, run_discover
 
 pytestmark = pytest.mark.e2e
 
@@ -26,17 +25,6 @@ ALLOW_ALL = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
-
-
-def run_discover(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "discover", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def deploy_env(session: boto3.Session, info: LocalSandboxInfo) -> dict[str, str]:
