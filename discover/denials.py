@@ -137,6 +137,11 @@ class Denial:
     source: str  # where the text came from: "output", "stack-event", ...
     message: str  # the line(s) it was read from, for the report
     encoded: str | None = None  # the blob of an "Encoded authorization failure message"
+    # Where a stack event reported it: the resource CloudFormation was handling. Decisions
+    # (PassRole's service, name generalisation) read these fields, never ``message``.
+    logical_id: str | None = None
+    resource_type: str | None = None
+    physical_id: str | None = None
 
     @property
     def action_known(self) -> bool:

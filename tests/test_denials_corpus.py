@@ -1,11 +1,11 @@
-"""The parser against the labelled corpus of real denial messages (shared/corpus).
+"""The parser against the labelled corpus of real denial messages (fixtures/corpus).
 
 Every record must parse to exactly its ``expected`` list (action compared case-insensitively,
 principal, resource and reason exactly, as many denials as labelled), and every negative
 record to nothing. Records the parser still misses are listed in ``KNOWN_MISSES`` with the
 reason, as strict xfails: one that starts passing must be taken off the list.
 
-The corpus lives beside the repository (``../shared/corpus``); ``DISCOVER_CORPUS`` names
+The corpus is project data (``fixtures/corpus``); ``DISCOVER_CORPUS`` names
 another folder. A missing corpus fails the run: skipping would hide that nothing was checked.
 """
 
@@ -33,7 +33,7 @@ def corpus_dir() -> Path:
     override = os.environ.get("DISCOVER_CORPUS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 
 
 def load_records() -> list[dict[str, Any]]:

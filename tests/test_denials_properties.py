@@ -269,7 +269,7 @@ def test_hostile_text_streams_the_same(text: str) -> None:
 def corpus_negatives() -> list[str]:
     folder = Path(
         os.environ.get("DISCOVER_CORPUS")
-        or Path(__file__).resolve().parents[2] / "shared" / "corpus"
+        or Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
     )
     path = folder / "denials-dev.jsonl"
     if not path.is_file():
