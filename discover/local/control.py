@@ -3,7 +3,8 @@
 - ``GET /_discover/clock``: ``{"now": epoch seconds, "offset": seconds advanced}``;
 - ``POST /_discover/clock`` with ``{"advance": seconds}``: move the sandbox clock forward
   (sessions expire, delayed policy changes show), answers as GET;
-- ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay.
+- ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay;
+- ``GET /_discover/cloudtrail``, ``POST`` with ``{"delay": seconds}``: CloudTrail's delivery delay.
 
 Only tests use it; it listens where the sandbox does (loopback).
 """
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from discover.local import cloudtrail
 from discover.local.clock import CLOCK
 from discover.local.propagation import LEDGER
 
@@ -56,6 +58,7 @@ def _propagation(method: str, body: dict[str, Any]) -> dict[str, Any]:
 _ROUTES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "clock": _clock,
     "propagation": _propagation,
+    "cloudtrail": cloudtrail.control,
 }
 
 
