@@ -207,6 +207,11 @@ def operation_of(action: str, resource: str) -> str | None:
     for operation in candidates:
         if operation.lower() == name.lower():
             return operation
+    # Several operations checked as one action (Put/DeleteBucketEncryption): the same verb.
+    verb = re.match(r"[A-Z][a-z]+", name)
+    for operation in candidates:
+        if verb is not None and operation.startswith(verb.group(0)):
+            return operation
     return candidates[0] if candidates else None
 
 
