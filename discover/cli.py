@@ -162,6 +162,21 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             action="store_true",
             help="put the role's policy back as it was before discover ran, then exit",
         )
+        parser.add_argument(
+            "--strategy",
+            choices=("predicted", "observed", "one-at-a-time"),
+            help="predicted (default): from the template, kept by what CloudTrail shows was "
+            "used; observed: every denial of each run; one-at-a-time: the first denial only",
+        )
+        parser.add_argument(
+            "--template", help="the CloudFormation template (default: serverless package)"
+        )
+        parser.add_argument(
+            "--keep-predicted",
+            action="store_true",
+            default=None,
+            help="keep predictions nothing proved (marked so in the report)",
+        )
     elif command == "verify":
         _common_options(parser)
         parser.add_argument(
@@ -385,13 +400,8 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = F
                 return _restore(config, sandbox)
             journal, settings = _open_journal(config, env, sandbox)
             try:
-                outcome = discover(
-                    _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
-                    sandbox,
-                    _make_sessions(config, env),
-                    journal,
-                    settings,
-                    refuse=_refuser(config),
+                outcome = _discover_with_strategy(
+                    config, env, sandbox, journal, settings, quiet=quiet
                 )
             except Exception:
                 _write_partial(config, journal)
@@ -404,6 +414,63 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = F
     if not quota.fits_managed:
         print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
     return outcome.reason.exit_code
+
+
+def _discover_with_strategy(
+    config: Config,
+    env: Environment,
+    sandbox: Any,
+    journal: Journal,
+    settings: LoopSettings,
+    *,
+    quiet: bool,
+) -> Outcome:
+    """The loop, as the configured strategy runs it (discover.strategies)."""
+    from discover.strategies import Strategy
+
+    deployer = _make_deployer(config, env, config.state_dir / "iterations", quiet=quiet)
+    if config.strategy != Strategy.PREDICTED.value or config.resume:
+        if config.strategy == Strategy.ONE_AT_A_TIME.value:
+            settings = replace(settings, grants_per_run=1)
+        sessions = _make_sessions(config, env)
+        return discover(deployer, sandbox, sessions, journal, settings, refuse=_refuser(config))
+    from discover.credentials import assume_role
+    from discover.strategies import PredictedPorts, PredictedSettings, discover_predicted
+    from discover.template import TemplateSource
+    from discover.trail import AwsTrail
+
+    kwargs: dict[str, Any] = {"region_name": config.region}
+    if env.endpoint:
+        kwargs["endpoint_url"] = env.endpoint
+    sts = env.session.client("sts", **kwargs)
+    account = env.role_arn.split(":")[4]
+    ports = PredictedPorts(
+        deployer=deployer,
+        sandbox=sandbox,
+        assume=lambda name: assume_role(sts, env.role_arn, name, config.session_duration_s),
+        trail=AwsTrail(
+            env.session,
+            region=config.region,
+            endpoint_url=env.endpoint,
+            timeout_s=config.trail_timeout_s,
+        ),
+        template=TemplateSource(
+            config.service_dir,
+            (config.cli,),
+            config.stage,
+            config.region,
+            account,
+            config.stack_name,
+            template=config.template,
+        ),
+        session_prefix=f"discover-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
+    )
+    return discover_predicted(
+        ports,
+        journal,
+        PredictedSettings(settings, keep_predicted=config.keep_predicted),
+        refuse=_refuser(config),
+    )
 
 
 def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journal, LoopSettings]:
@@ -438,6 +505,7 @@ def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journ
         command=list(config.deploy_command),
         local=config.local,
         max_iterations=config.max_iterations,
+        strategy=config.strategy,
     )
     backup = sandbox.backup()
     journal.append("backup", role_arn=env.role_arn, backup=backup)

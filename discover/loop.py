@@ -120,6 +120,7 @@ class LoopSettings:
     propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
     initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
     first_iteration: int = 1
+    grants_per_run: int | None = None  # one-at-a-time: 1 (the first denial's grant only)
 
 
 def owns_principal(role_arn: str, principal: str | None) -> bool:
@@ -313,6 +314,8 @@ def discover(
                 "denials", iteration=number, denials=[_denial_record(d) for d in denials]
             )
             evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
+            if settings.grants_per_run is not None:
+                evidence = evidence[: settings.grants_per_run]
             foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
             refused = refuse(evidence) if evidence and not unfixable else []
             verdict = judge(

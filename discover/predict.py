@@ -207,7 +207,7 @@ class _Names:
         text = re.sub(r"\$\{([A-Za-z0-9]+)\}", one, arn_format)
         return None if missing else text
 
-    def _value(self, placeholder: str, resource: Resource, *, own: bool) -> str | None:
+    def _value(self, placeholder: str, resource: Resource, *, own: bool) -> str | None:  # noqa: PLR0911 - one return per source of a value
         props = resource.properties
         if placeholder in props:
             if placeholder.endswith("Id") and _ref_target(props[placeholder]) is not None:
@@ -222,6 +222,8 @@ class _Names:
             return resource.name
         if own and placeholder.endswith("Id"):
             return GENERATED_ID
+        if own and placeholder.lower() == _own_noun(resource.type).lower():
+            return "1"  # the number a version gets on create (scoped to *)
         return None
 
 
@@ -303,6 +305,9 @@ def _arns(action: Action, resource: Resource, names: _Names) -> list[str]:
         return ["*"]
     if action.startswith("apigateway:"):
         return _apigateway_arns(action, resource, names)
+    found = _read_of_own(action, resource, names)
+    if found:
+        return found
     own = _own_noun(resource.type).lower()
     for rt in _own_types(action, resource.type):
         is_own = rt.key.replace("-", "").lower().startswith(own)
@@ -315,6 +320,29 @@ def _arns(action: Action, resource: Resource, names: _Names) -> list[str]:
                 # a denial names "arn:aws:logs:REGION:ACCOUNT:log-group:NAME:log-stream:".
                 arn += ":log-stream:"
             return [arn]
+    return []
+
+
+def _read_of_own(action: Action, resource: Resource, names: _Names) -> list[str]:
+    """A read that stabilises a create is made on the created resource itself: a Lambda
+    version's read names ``function:NAME:1``, although IAM lists the action on functions.
+    The resource type of the service named for the CloudFormation type (``function version``)
+    whose ARN extends one of the action's own formats is used, when there is one."""
+    match = _VERB.match(action.split(":", 1)[1])
+    if match is None or match.group(1) not in _READING:
+        return []
+    own = _own_noun(resource.type).lower()
+    formats = [f for rt in iamdb.resource_types(action) for f in rt.arn_formats]
+    if any(rt.key.replace("-", "").lower().startswith(own) for rt in iamdb.resource_types(action)):
+        return []
+    for rt in iamdb.resource_types_of_service(action.split(":", 1)[0]):
+        if not rt.key.replace(" ", "").replace("-", "").lower().endswith(own):
+            continue
+        for arn_format in rt.arn_formats:
+            if any(arn_format.startswith(f + ":") for f in formats):
+                arn = names.fill(arn_format, resource, own=True)
+                if arn is not None:
+                    return [arn]
     return []
 
 

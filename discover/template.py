@@ -284,6 +284,18 @@ def _yaml(text: str, path: Path) -> Any:
         raise TemplateError(msg) from exc
 
 
+def service_of_state(state: Path) -> str | None:
+    """The service name the CLI resolved (``service:`` may hold variables)."""
+    try:
+        data = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    service = (data.get("service") or {}).get("service") if isinstance(data, Mapping) else None
+    if isinstance(service, Mapping):
+        service = service.get("name")
+    return service if isinstance(service, str) else None
+
+
 def _from_state(state: Path, service: str, stage: str) -> tuple[str | None, str | None]:
     """The artifact folder's stable prefix and a configured deployment bucket, if any."""
     try:
@@ -368,7 +380,7 @@ def serverless_template(
     service_dir: Path,
     cli: Sequence[str],
     *,
-    service: str,
+    service: str | None,
     stage: str,
     region: str,
     account: str,
@@ -378,14 +390,49 @@ def serverless_template(
     scratch = Path(tempfile.mkdtemp(prefix="discover-package-"))
     try:
         path = package_serverless(service_dir, cli, stage=stage, region=region, out_dir=scratch)
+        state = scratch / STATE_FILE
         return load_template(
             path,
-            service=service,
+            service=service or service_of_state(state) or stack_name,
             stage=stage,
             region=region,
             account=account,
             stack_name=stack_name,
-            state=scratch / STATE_FILE,
+            state=state,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSource:
+    """The ``Template`` port: ``--template FILE``, or the service packaged by its CLI."""
+
+    service_dir: Path
+    cli: tuple[str, ...]
+    stage: str
+    region: str
+    account: str
+    stack_name: str
+    template: Path | None = None
+    service: str | None = None
+
+    def load(self) -> ServiceTemplate:
+        if self.template is not None:
+            return load_template(
+                self.template,
+                service=self.service or self.stack_name,
+                stage=self.stage,
+                region=self.region,
+                account=self.account,
+                stack_name=self.stack_name,
+            )
+        return serverless_template(
+            self.service_dir,
+            self.cli,
+            service=self.service,
+            stage=self.stage,
+            region=self.region,
+            account=self.account,
+            stack_name=self.stack_name,
+        )

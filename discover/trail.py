@@ -249,3 +249,43 @@ class CloudTrailReader:
 def used_actions(events: Iterable[TrailEvent]) -> frozenset[Action]:
     """The actions of the calls that passed IAM."""
     return frozenset(a for e in events if e.authorized for a in e.actions)
+
+
+class AwsTrail:
+    """The ``Trail`` port on AWS (or the local sandbox): the marker call with the run's
+    session, and ``LookupEvents`` as the admin."""
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        timeout_s: float = 900.0,
+    ) -> None:
+        self._region = region
+        self._endpoint_url = endpoint_url
+        kwargs: dict[str, Any] = {"region_name": region}
+        if endpoint_url is not None:
+            kwargs["endpoint_url"] = endpoint_url
+        self._reader = CloudTrailReader(session.client("cloudtrail", **kwargs), timeout_s=timeout_s)
+
+    def mark(self, credentials: Any) -> datetime:
+        """``sts:GetCallerIdentity`` with the run's session: the watermark its events end at."""
+        import boto3
+
+        kwargs: dict[str, Any] = {"region_name": self._region}
+        if self._endpoint_url is not None:
+            kwargs["endpoint_url"] = self._endpoint_url
+        when = datetime.now(UTC)
+        boto3.client(
+            "sts",
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            **kwargs,
+        ).get_caller_identity()
+        return when
+
+    def read(self, session_name: str, *, started: datetime, watermark: datetime) -> TrailRead:
+        return self._reader.read(session_name, started=started, watermark=watermark)
