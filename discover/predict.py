@@ -47,7 +47,7 @@ from discover.denials import Denial, Reason
 from discover.iamdb import Action
 from discover.policy import Grant
 from discover.scoping import scope
-from discover.template import GENERATED_ID, Resource, ServiceTemplate, schema
+from discover.template import GENERATED_ID, GENERATED_UUID, Resource, ServiceTemplate, schema
 from discover.trail import not_in_event_history
 
 
@@ -222,6 +222,8 @@ class _Names:
             return resource.name
         if own and placeholder.endswith("Id"):
             return GENERATED_ID
+        if own and placeholder.upper() == "UUID":
+            return GENERATED_UUID
         if own and placeholder.lower() == _own_noun(resource.type).lower():
             return "1"  # the number a version gets on create (scoped to *)
         return None

@@ -37,6 +37,7 @@ DEPLOYMENT_BUCKET_LOGICAL_ID = "ServerlessDeploymentBucket"
 # Stand-ins for what CloudFormation generates on create: a suffix of a generated name, an id.
 GENERATED_SUFFIX = "1A2B3C4D5E6F7"
 GENERATED_ID = "a1b2c3d4e5"
+GENERATED_UUID = "0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0"
 _PACKAGE_TIMEOUT_S = 600.0
 
 
