@@ -120,7 +120,8 @@ def name_property(resource_type: str) -> str | None:
     found = schema(resource_type)
     if found is None:
         return None
-    properties = found.get("properties", {})
+    read_only = {str(p).removeprefix("/properties/") for p in found.get("readOnlyProperties", [])}
+    properties = {k: v for k, v in found.get("properties", {}).items() if k not in read_only}
     for identifier in found.get("primaryIdentifier", []):
         prop = str(identifier).removeprefix("/properties/")
         if prop.endswith("Name") and prop in properties:

@@ -100,9 +100,7 @@ def test_calls_cloudformation_makes_as_the_caller_say_invoked_by(
         RoleName=role_name, PolicyName="discover", PolicyDocument=json.dumps(policy)
     )
     template = {
-        "Resources": {
-            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "stack-q"}}
-        }
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "stack-q"}}}
     }
     session = role_session(delayed, "run-0002")
     cfn = session.client("cloudformation", endpoint_url=delayed.endpoint)
