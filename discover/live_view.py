@@ -85,7 +85,7 @@ class LiveView:
         self._summary: Text | None = None
         self._spinner = Spinner("dots", text="")
         self._live = Live(
-            console=console, refresh_per_second=8, get_renderable=self._render, transient=False
+            console=console, refresh_per_second=8, get_renderable=self.render, transient=False
         )
 
     # --- context ----------------------------------------------------------------------
@@ -187,7 +187,8 @@ class LiveView:
 
     # --- drawing ----------------------------------------------------------------------
 
-    def _render(self) -> RenderableType:
+    def render(self) -> RenderableType:
+        """What the view shows now (the live display redraws this several times a second)."""
         with self._lock:
             table = Table(expand=True, show_edge=False, pad_edge=False)
             table.add_column("Run", no_wrap=True)
@@ -221,7 +222,7 @@ class LiveView:
             evidence = row.grants.get(denial.key)
             if evidence is not None:
                 grant = evidence.grant
-                detail.append(" → ", style="green")
+                detail.append("\n  → ", style="green")
                 detail.append(_plain(f"{grant.action} {grant.resource}"), style="green")
                 if grant.condition:
                     detail.append(" (conditioned)", style="green")
