@@ -284,8 +284,9 @@ def test_sigint_during_grant_exits_130_consistently(world: dict[str, Any]) -> No
 def test_second_concurrent_run_is_refused(world: dict[str, Any]) -> None:
     """While one run holds the folder and the role, a second one in the same folder, and one
     in another folder on the same role, are refused with exit 2; the first finishes."""
+    release = world["tmp"] / "release"
     first = subprocess.Popen(
-        discover_argv(world, fake=("--hang", "6")),
+        discover_argv(world, fake=("--hold-until", str(release))),
         env=admin_env(world["info"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -307,6 +308,7 @@ def test_second_concurrent_run_is_refused(world: dict[str, Any]) -> None:
         assert same_role.returncode == 2
         assert "locked" in same_role.stderr
     finally:
+        release.write_text("go")  # the first run's deploys go on at once
         _, err = first.communicate(timeout=180)
     assert first.returncode == 0, err[-2000:]
     assert len(granted_actions(role_policy(world))) == 4
