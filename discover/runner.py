@@ -12,7 +12,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -162,10 +161,6 @@ def kill_group(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def stderr_echo() -> TextIO:
-    return sys.stderr
 
 
 class CommandDeployer:
