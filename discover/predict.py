@@ -400,8 +400,8 @@ def _fill_uri(uri: str, resource: Resource, names: _Names) -> str:
 
 
 def _origin(resource: Resource, action: Action, arn: str) -> Denial:
-    # scope() reads a stack event's logical id and type (name patterns, PassedToService):
-    # the prediction is described to it as the event the denial of this call would be.
+    # scope() reads a stack event denial's logical id and type (name patterns,
+    # PassedToService): the prediction is described to it as that call's denial would be.
     return Denial(
         action=action,
         resource=arn,
@@ -409,6 +409,8 @@ def _origin(resource: Resource, action: Action, arn: str) -> Denial:
         reason=Reason.UNSPECIFIED,
         source="stack-event",
         message=f"{resource.logical_id} ({resource.type}) CREATE_FAILED: predicted",
+        logical_id=resource.logical_id,
+        resource_type=resource.type,
     )
 
 

@@ -24,24 +24,30 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Protocol
 
-from discover.credentials import Credentials
 from discover.denials import Denial, Reason
-from discover.journal import Journal
-from discover.loop import (
-    Deployer,
-    Evidence,
-    Iteration,
-    LoopSettings,
-    Outcome,
-    Sandbox,
-    StopReason,
-    discover,
-)
+from discover.loop import Iteration, LoopSettings, Outcome, discover
 from discover.policy import Grant, PolicyDocument, resource_matches
+from discover.ports import (
+    Credentials,
+    Deployer,
+    DeployResult,
+    EventSink,
+    Sandbox,
+    Template,
+    Trail,
+)
 from discover.predict import Prediction, predict
-from discover.runner import DeployResult
-from discover.template import ServiceTemplate
-from discover.trail import TrailEvent, TrailRead
+from discover.run_events import (
+    Evidence,
+    Granted,
+    Predicted,
+    PredictionsDropped,
+    RemovalTest,
+    StopReason,
+    TrailRead,
+)
+from discover.trail import TrailEvent
+from discover.trail import TrailRead as TrailAnswer
 
 
 class Strategy(str, Enum):
@@ -64,19 +70,6 @@ class ProofKind(str, Enum):
 
 
 # --- the ports this strategy needs besides the loop's -------------------------------------------
-
-
-class Trail(Protocol):
-    def mark(self, credentials: Credentials) -> datetime:
-        """Make the watermark call with a run's session; when it was made."""
-
-    def read(self, session_name: str, *, started: datetime, watermark: datetime) -> TrailRead:
-        """The session's events, once the watermark has been delivered (or the bound)."""
-
-
-class TemplateSource(Protocol):
-    def load(self) -> ServiceTemplate:
-        """The service's template and what the CLI derives, without credentials."""
 
 
 class StackSandbox(Sandbox, Protocol):
@@ -203,7 +196,7 @@ class Sorted:
 
 def sort_predictions(
     predictions: Sequence[Prediction],
-    reads: Sequence[tuple[int, TrailRead]],
+    reads: Sequence[tuple[int, TrailAnswer]],
     *,
     learned: frozenset[Grant],
 ) -> Sorted:
@@ -262,56 +255,37 @@ class _Runs:
         self.next_number += len(outcome.iterations)
 
 
-def _prediction_evidence(prediction: Prediction) -> Evidence:
+def _prediction_evidence(
+    prediction: Prediction, *, source: str = "prediction", message: str = "", run: int = 0
+) -> Evidence:
+    """A prediction (or its proof) as the events carry evidence: the grant, and why."""
     denial = Denial(
         action=prediction.grant.action,
         resource=prediction.grant.resource,
         principal=None,
         reason=Reason.UNSPECIFIED,
-        source="prediction",
-        message=prediction.why,
+        source=source,
+        message=message or prediction.why,
     )
-    return Evidence(prediction.grant, denial, 0, prediction.note)
+    return Evidence(prediction.grant, denial, run, prediction.note)
 
 
-def _proof_record(proof: Proof) -> dict[str, object]:
-    grant = proof.grant
-    return {
-        "action": grant.action,
-        "resource": grant.resource,
-        "condition": [list(c) for c in grant.condition],
-        "note": proof.prediction.note if proof.prediction else "",
-        "denial": {
-            "action": grant.action,
-            "resource": grant.resource,
-            "principal": None,
-            "reason": Reason.UNSPECIFIED.value,
-            "source": f"proof:{proof.kind.value}",
-            "message": proof.detail,
-        },
-    }
-
-
-def _prediction_record(prediction: Prediction) -> dict[str, object]:
-    return {
-        "action": prediction.grant.action,
-        "resource": prediction.grant.resource,
-        "condition": [list(c) for c in prediction.grant.condition],
-        "source": prediction.source.value,
-        "why": prediction.why,
-        "note": prediction.note,
-    }
+def _proof_evidence(proof: Proof) -> Evidence:
+    assert proof.prediction is not None
+    return _prediction_evidence(
+        proof.prediction, source=f"proof:{proof.kind.value}", message=proof.detail, run=proof.run
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class PredictedPorts:
-    """What the predicted strategy works with, besides the journal."""
+    """What the predicted strategy works with, besides where its events go."""
 
     deployer: Deployer
     sandbox: StackSandbox
     assume: SessionFactory
     trail: Trail
-    template: TemplateSource
+    template: Template
     session_prefix: str
 
 
@@ -321,7 +295,7 @@ class _Predicted:
     def __init__(
         self,
         ports: PredictedPorts,
-        journal: Journal,
+        events: EventSink,
         settings: PredictedSettings,
         *,
         refuse: Callable[[list[Evidence]], list[Evidence]],
@@ -329,7 +303,7 @@ class _Predicted:
         now: Callable[[], datetime],
     ) -> None:
         self.ports = ports
-        self.journal = journal
+        self.events = events
         self.settings = settings
         self.refuse = refuse
         self.sleep = sleep
@@ -355,7 +329,7 @@ class _Predicted:
             self.tracked,
             self.ports.sandbox,
             self.sessions,
-            self.journal,
+            self.events,
             settings,
             sleep=self.sleep,
             now=self.now,
@@ -383,29 +357,31 @@ class _Predicted:
         fresh = [p for p in found if p.grant not in base.grants]
         refused = {e.grant for e in self.refuse([_prediction_evidence(p) for p in fresh])}
         allowed = [p for p in fresh if p.grant not in refused]
-        self.journal.append(
-            "predicted",
-            predictions=[_prediction_record(p) for p in allowed],
-            refused=[_prediction_record(p) for p in fresh if p.grant in refused],
+        self.events.emit(
+            Predicted(
+                tuple(_prediction_evidence(p) for p in allowed),
+                tuple(_prediction_evidence(p) for p in fresh if p.grant in refused),
+            )
         )
         return allowed
 
-    def read_trail(self) -> list[tuple[int, TrailRead]]:
-        reads: list[tuple[int, TrailRead]] = []
+    def read_trail(self) -> list[tuple[int, TrailAnswer]]:
+        reads: list[tuple[int, TrailAnswer]] = []
         for record in self.tracked.runs:
             if record.watermark is None or not record.session_name:
                 continue
             read = self.ports.trail.read(
                 record.session_name, started=record.started, watermark=record.watermark
             )
-            self.journal.append(
-                "trail_read",
-                iteration=record.iteration,
-                session=record.session_name,
-                events=len(read.events),
-                used=len(read.used()),
-                complete=read.complete,
-                waited_s=round(read.waited_s, 3),
+            self.events.emit(
+                TrailRead(
+                    record.iteration,
+                    record.session_name,
+                    len(read.events),
+                    len(read.used()),
+                    read.complete,
+                    round(read.waited_s, 3),
+                )
             )
             reads.append((record.iteration, read))
         return reads
@@ -414,7 +390,9 @@ class _Predicted:
         """Keep the proven predictions; the ones to remove-test, unless they are all kept."""
         self.proofs += decided.proofs
         self.kept |= {p.grant for p in decided.proofs}
-        self.journal.append("dropped", grants=[_prediction_record(p) for p in decided.dropped])
+        self.events.emit(
+            PredictionsDropped(tuple(_prediction_evidence(p) for p in decided.dropped))
+        )
         if not self.settings.keep_predicted:
             return decided.to_test
         for prediction in (*decided.to_test, *decided.dropped):
@@ -426,9 +404,7 @@ class _Predicted:
     def removal_test(self, prediction: Prediction, pending: set[Grant]) -> Outcome:
         """One run without ``prediction``'s grant (and with the others still untested)."""
         trial = PolicyDocument(frozenset(self.kept | pending))
-        self.journal.append(
-            "removal_test", iteration=self.runs.next_number, grant=_prediction_record(prediction)
-        )
+        self.events.emit(RemovalTest(self.runs.next_number, _prediction_evidence(prediction)))
         outcome = self.phase(trial, 1)
         grant = prediction.grant
         denied = [
@@ -448,12 +424,8 @@ class _Predicted:
         """The evidence of the predictions that stay, as the journal's grants (the report's)."""
         staying = [p for p in self.proofs if p.grant in final.grants]
         for run in sorted({p.run for p in staying}):
-            self.journal.append(
-                "granted",
-                iteration=run,
-                grants=[_proof_record(p) for p in staying if p.run == run],
-                policy=final.to_dict(),
-            )
+            grants = tuple(_proof_evidence(p) for p in staying if p.run == run)
+            self.events.emit(Granted(run, grants, final))
 
     def run(self) -> Outcome:
         allowed = self.predictions()
@@ -483,7 +455,7 @@ class _Predicted:
 
 def discover_predicted(
     ports: PredictedPorts,
-    journal: Journal,
+    events: EventSink,
     settings: PredictedSettings,
     *,
     refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
@@ -495,16 +467,20 @@ def discover_predicted(
     Each phase deploys from scratch (the configured stack is deleted first), so what a run
     needs is what a first deploy of the service needs.
     """
-    return _Predicted(ports, journal, settings, refuse=refuse, sleep=sleep, now=now).run()
+    return _Predicted(ports, events, settings, refuse=refuse, sleep=sleep, now=now).run()
 
 
-def first_denial_only(evidence: list[Evidence]) -> list[Evidence]:
-    """``one-at-a-time``: of a run's new grants, only the first denial's."""
-    return evidence[:1]
+class FirstDenialOnly:
+    """``one-at-a-time`` (the loop's ``GrantStrategy``): of a run's planned grants, only the
+    first denial's, as a person granting by hand does."""
+
+    def choose(self, planned: Sequence[Evidence], denials: Sequence[Denial]) -> list[Evidence]:
+        return list(planned[:1])
 
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "FirstDenialOnly",
     "PerRunSessions",
     "PredictedPorts",
     "PredictedSettings",
@@ -513,6 +489,5 @@ __all__ = [
     "Strategy",
     "Trail",
     "discover_predicted",
-    "first_denial_only",
     "sort_predictions",
 ]

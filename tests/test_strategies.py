@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from discover.credentials import Credentials
 from discover.iamdb import Action
 from discover.journal import Journal, read_journal
-from discover.loop import Evidence, LoopSettings, StopReason, discover
+from discover.loop import LoopSettings, discover
 from discover.policy import Grant, PolicyDocument
+from discover.ports import Credentials, DeployResult
 from discover.predict import Prediction, Source
-from discover.runner import DeployResult
+from discover.run_events import Evidence, StopReason
 from discover.strategies import (
+    FirstDenialOnly,
     PerRunSessions,
     PredictedPorts,
     PredictedSettings,
@@ -348,9 +349,9 @@ def test_one_at_a_time_grants_only_the_first_denial(journal: Journal) -> None:
         def renew(self) -> Credentials:
             return self.current()
 
-    for per_run, runs in ((1, 3), (None, 2)):
+    for strategy, runs in ((FirstDenialOnly(), 3), (None, 2)):
         world = TwoAtOnce()
-        settings = LoopSettings(max_iterations=5, propagation_waits_s=(), grants_per_run=per_run)
-        outcome = discover(world, world, Sessions(), journal, settings)
+        settings = LoopSettings(max_iterations=5, propagation_waits_s=())
+        outcome = discover(world, world, Sessions(), journal, settings, strategy=strategy)
         assert outcome.reason is StopReason.SUCCEEDED
-        assert len(outcome.iterations) == runs, per_run
+        assert len(outcome.iterations) == runs, strategy
