@@ -355,3 +355,62 @@ def test_one_at_a_time_grants_only_the_first_denial(journal: Journal) -> None:
         outcome = discover(world, world, Sessions(), journal, settings, strategy=strategy)
         assert outcome.reason is StopReason.SUCCEEDED
         assert len(outcome.iterations) == runs, strategy
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "toml", "expected"),
+    [
+        ("default for a serverless service", {}, "", "predicted"),
+        ("flag", {"strategy": "one-at-a-time"}, "", "one-at-a-time"),
+        ("discover.toml key", {}, 'strategy = "observed"\n', "observed"),
+        (
+            "a command after -- has no template: observed",
+            {"command": ["sam", "deploy"]},
+            "",
+            "observed",
+        ),
+        (
+            "a command with --template predicts",
+            {"command": ["sam", "deploy"], "template": "t.json"},
+            "",
+            "predicted",
+        ),
+    ],
+)
+def test_strategy_setting(
+    tmp_path: Path, name: str, flags: dict[str, object], toml: str, expected: str
+) -> None:
+    from discover.config import build_config
+
+    (tmp_path / "serverless.yml").write_text("service: app\nprovider:\n  name: aws\n")
+    (tmp_path / "t.json").write_text('{"Resources": {}}')
+    (tmp_path / "discover.toml").write_text(toml)
+    if "template" in flags:
+        flags = {**flags, "template": str(tmp_path / "t.json")}
+    config = build_config({"service_dir": str(tmp_path), "local": True, **flags})
+    assert config.strategy == expected, name
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("unknown strategy", {"strategy": "guess"}, "is not one of"),
+        (
+            "predicted without a template",
+            {"strategy": "predicted", "command": ["sam"]},
+            "needs the template",
+        ),
+        ("missing template file", {"template": "nope.json"}, "no such file"),
+    ],
+)
+def test_bad_strategy_settings(
+    tmp_path: Path, name: str, flags: dict[str, object], message: str
+) -> None:
+    from discover.config import ConfigError, build_config
+
+    (tmp_path / "serverless.yml").write_text("service: app\nprovider:\n  name: aws\n")
+    if "template" in flags:
+        flags = {**flags, "template": str(tmp_path / str(flags["template"]))}
+    with pytest.raises(ConfigError, match=message) as caught:
+        build_config({"service_dir": str(tmp_path), "local": True, **flags})
+    assert caught.value.tip, name
