@@ -330,7 +330,12 @@ def discover_with_strategy(
     return discover_predicted(
         ports,
         events,
-        PredictedSettings(settings, keep_predicted=config.keep_predicted),
+        PredictedSettings(
+            settings,
+            keep_predicted=config.keep_predicted,
+            # The CLI's own calls are known for the Serverless CLI's deploy, not for a command.
+            cli="serverless" if config.deploy_command[:1] == (config.cli,) else None,
+        ),
         refuse=refuse,
     )
 
