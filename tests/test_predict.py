@@ -217,3 +217,15 @@ def test_high_risk_predictions_are_recognised_by_the_guard(tmp_path: Path) -> No
         [p.grant for p in found], DEFAULT_HIGH_RISK, allowed=(), stack_name="app-dev"
     )
     assert any(g.action == "iam:CreateUser" for g in risky)
+
+
+def test_the_cli_data_names_real_actions_on_known_targets() -> None:
+    """discover/data/serverless.json: each call a real IAM action, on a target predict knows."""
+    from discover.predict import cli_calls
+
+    calls = cli_calls("serverless")
+    assert calls
+    for call in calls:
+        assert iamdb.is_known_action(call["action"]), call
+        assert call["on"] in {"stack", "deployment-bucket", "artifacts", "functions", "*"}, call
+    assert cli_calls("no-such-cli") == ()
