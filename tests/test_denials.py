@@ -569,7 +569,12 @@ def test_encoded_without_blob() -> None:
         "An error occurred (UnauthorizedOperation) when calling the RunInstances operation: You "
         "are not authorized to perform this operation. Encoded authorization failure message:"
     )
-    assert (denial.reason, denial.action, denial.encoded) == (Reason.ENCODED, None, None)
+    # EC2's UnauthorizedOperation names the operation: the action is ec2:RunInstances.
+    assert (denial.reason, denial.action, denial.encoded) == (
+        Reason.ENCODED,
+        "ec2:RunInstances",
+        None,
+    )
 
 
 def test_specific_denial_hides_the_vague_ones() -> None:
