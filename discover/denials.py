@@ -34,6 +34,7 @@ text holds no better one: it is the same refusal seen through a vaguer message.
 
 from __future__ import annotations
 
+import io
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -235,15 +236,9 @@ def _iter_denials(
     done = 0  # hits before this offset in ``buffer`` were read already
     pending: list[str] = []
     size = 0
-    stream = iter(lines)
-    # islice/join/map keep the per-line work in C: a Python loop over every line of a
-    # 200 MB log costs more than the scan itself.
-    while batch := list(islice(stream, batch_lines)):
-        if all(map(str.endswith, batch, repeat("\n"))):
-            pending.append("".join(batch))
-        else:  # lines from splitlines() come without their newline
-            pending.append("".join(line if line.endswith("\n") else line + "\n" for line in batch))
-        size += len(pending[-1])
+    for piece in _pieces(lines, chunk_chars, batch_lines):
+        pending.append(piece)
+        size += len(piece)
         if size < chunk_chars:
             continue
         buffer += _normalise("".join(pending))
@@ -265,6 +260,33 @@ def _iter_denials(
     leftover = collector.leftover()
     if leftover is not None:
         yield leftover
+
+
+def _pieces(lines: Iterable[str], chunk_chars: int, batch_lines: int) -> Iterator[str]:
+    """The text of ``lines`` in pieces of whole lines, each ending with a newline.
+
+    A text file is read a chunk at a time and cut at its last newline (no str per line);
+    any other iterable of lines is taken in batches, joined in C: a Python loop over every
+    line of a 200 MB log costs more than the scan itself.
+    """
+    if isinstance(lines, io.TextIOBase):
+        carry = ""
+        while chunk := lines.read(chunk_chars):
+            cut = chunk.rfind("\n") + 1
+            if cut == 0:
+                carry += chunk  # one line longer than a chunk: wait for its end
+                continue
+            yield carry + chunk[:cut]
+            carry = chunk[cut:]
+        if carry:
+            yield carry + "\n"
+        return
+    stream = iter(lines)
+    while batch := list(islice(stream, batch_lines)):
+        if all(map(str.endswith, batch, repeat("\n"))):
+            yield "".join(batch)
+        else:  # lines from splitlines() come without their newline
+            yield "".join(line if line.endswith("\n") else line + "\n" for line in batch)
 
 
 def dedupe(denials: Iterable[Denial]) -> tuple[Denial, ...]:
@@ -344,17 +366,18 @@ def _normalise(text: str) -> str:
 
 # --- finding and reading hits ----------------------------------------------------------------
 
-# "uthori" is in "not authorized", "UnauthorizedOperation" and "Encoded authorization".
+# "uthori" is in "not authorized", "UnauthorizedOperation" and "Encoded authorization";
+# "Denied" in "Access Denied", "AccessDenied" and "AccessDeniedException". Each literal is one
+# pass of str.find over the text, the bulk of the time on a big log: as few as there are
+# shapes that share no word.
 _HIT_NOT_AUTHORIZED: Final = "uthori"
-_HIT_ACCESS_DENIED: Final = "ccess Denied"
-_HIT_CODE: Final = "ccessDenied"
+_HIT_DENIED: Final = "Denied"
 _HIT_FORBIDDEN: Final = "Forbidden"
-_HIT_PERMISSION: Final = "ermission"
+_HIT_PERMISSION: Final = "permission"  # lower case: a sentence, not AWS::Lambda::Permission
 _HIT_TEMPLATE_URL: Final = "S3 object to which you have access"
 _HITS: Final = (
     _HIT_NOT_AUTHORIZED,
-    _HIT_ACCESS_DENIED,
-    _HIT_CODE,
+    _HIT_DENIED,
     _HIT_FORBIDDEN,
     _HIT_PERMISSION,
     _HIT_TEMPLATE_URL,
@@ -713,10 +736,8 @@ class _Reader:
         """The denial whose message holds ``literal`` at ``at``, if that is one."""
         if literal == _HIT_NOT_AUTHORIZED:
             return self._authori(at)
-        if literal == _HIT_ACCESS_DENIED:
-            return self._access_denied(at - 1)
-        if literal == _HIT_CODE:
-            return self._code(at - 1)
+        if literal == _HIT_DENIED:
+            return self._denied(at)
         if literal == _HIT_FORBIDDEN:
             return self._forbidden(at)
         if literal == _HIT_TEMPLATE_URL:
@@ -731,6 +752,15 @@ class _Reader:
             return self._contextual(Reason.UNSPECIFIED, at - 3, at + 18)
         if text[at - 9 : at + 28].lower() == _ENCODED_PHRASE:
             return self._encoded(at - 9)
+        return None
+
+    def _denied(self, at: int) -> Denial | None:
+        """``Access Denied`` (S3's message) or ``AccessDenied`` (an error code) at ``at``."""
+        text = self._buffer
+        if text.startswith("Access ", at - 7):
+            return self._access_denied(at - 7)
+        if text.startswith("Access", at - 6):
+            return self._code(at - 6)
         return None
 
     def _access_denied(self, at: int) -> Denial | None:
@@ -1098,8 +1128,7 @@ class _Reader:
     def _permission(self, at: int) -> Denial | None:
         """``doesn't have permission to call A``, ``An additional permission "A" is required``."""
         text = self._buffer
-        if text[at - 1 : at] != "p":
-            return None  # "AWS::Lambda::Permission" and other names: not a sentence
+        at += 1  # past the "p": the patterns below are read around the "ermission"
         floor = max(0, at - 40)
         for pattern in (_NO_PERMISSION, _ADDITIONAL_PERMISSION):
             for match in pattern.finditer(text, floor, at + 80):

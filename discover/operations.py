@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.loaders
-from botocore.model import ServiceModel
+if TYPE_CHECKING:  # botocore is imported when a model is first read: a quarter of a second
+    import botocore.loaders
+    from botocore.model import ServiceModel
 
 from discover import iamdb
 from discover.iamdb import Action
@@ -249,6 +250,8 @@ def _squash(operation: str) -> str:
 
 @cache
 def _loader() -> botocore.loaders.Loader:
+    import botocore.loaders  # deferred: most logs name no operation
+
     return botocore.loaders.create_loader()
 
 
@@ -265,6 +268,8 @@ def _botocore_names(service: str) -> tuple[str, ...]:
 
 @cache
 def _service_model(name: str) -> ServiceModel:
+    from botocore.model import ServiceModel  # deferred with the loader
+
     raw: dict[str, Any] = _loader().load_service_model(name, "service-2")
     return ServiceModel(raw, service_name=name)
 
