@@ -405,11 +405,12 @@ _ON_RESOURCE = re.compile(rf"{_GAP}+on{_GAP}+resource{_GAP}*:?{_GAP}*", re.IGNOR
 # placeholder with spaces (<account id>), a quoted redaction before a colon
 # (arn:aws:iam::"my account":role/x) and a bracketed segment (log-stream:...[$LATEST]abc).
 # Posters also template ARNs with braces ({account-id}, ${AWS::Region}), and set placeholders
-# off with spaces between the colons (arn:aws:sqs:eu-west-1: <acct> :queue-x).
+# off with spaces between the colons (arn:aws:sqs:eu-west-1: <acct> :queue-x, : ... :).
 _TOKEN = re.compile(
     r"(?:[^\s\"'`<>,;()\[\]{}|\\│]|<[^<>/\n]{1,80}>|\"[^\"\n]{0,80}\"(?=:)|\[[^\[\]\s]{1,80}\]"
     r"|\$?\{[^{}\s]{1,80}\}"
-    r"|(?<=[:/]) (?:<[^<>/\n]{1,80}>|\{[^{}\n]{1,80}\}|\[[^\[\]\n]{1,80}\]) ?(?=[:/]))++"
+    r"|(?<=[:/]) (?:<[^<>/\n]{1,80}>|\{[^{}\n]{1,80}\}|\[[^\[\]\n]{1,80}\]|\.{3}|\u2026|\*{1,20}"
+    r"|[xX]{3,20}) ?(?=[:/]))++"
 )
 _QUOTED = re.compile(r"\"([^\"\n]{1,2048})\"")
 # IAM names some resources by type and name: "on resource: role XPTO", "user alice".
@@ -1002,6 +1003,7 @@ class _Reader:
             reason=Reason.S3_OPAQUE,
             source=self._source,
             message=self._message(start, end),
+            basis=None if action is None else f"{action}: the operation S3 refused",
         )
 
     def _contextual(self, reason: Reason, start: int, end: int) -> Denial:

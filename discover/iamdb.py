@@ -200,7 +200,35 @@ def is_concrete_arn(text: str) -> bool:
         and _ARN_REGION.match(region) is not None
         and _ARN_ACCOUNT.match(account) is not None
         and _REDACTION.search(text) is None
+        and not (account == "" and _field_required(service, _rest, 4))
+        and not (region == "" and _field_required(service, _rest, 3))
     )
+
+
+def _field_required(service: str, resource: str, field: int) -> bool:
+    """Do the ARN formats of ``service`` for a resource like ``resource`` all fill ``field``?
+
+    Then an ARN with that field empty had it cut out (``arn:aws:iam:::role/x``: IAM roles
+    have an account), where S3's empty account and region are its own.
+    """
+    matching = [
+        fields[field]
+        for fields, prefix in _format_fields(service)
+        if prefix and resource.startswith(prefix)
+    ]
+    return bool(matching) and all(matching)
+
+
+@cache
+def _format_fields(service: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """Each ARN format of ``service`` as its six fields, with its resource's fixed prefix."""
+    result: list[tuple[tuple[str, ...], str]] = []
+    for rt in resource_types_of_service(service):
+        for arn_format in rt.arn_formats:
+            fields = tuple(arn_format.split(":", 5))
+            if len(fields) == 6:
+                result.append((fields, fields[5].split("${", 1)[0]))
+    return tuple(result)
 
 
 def match_resource_type(action: Action, arn: str) -> ResourceType | None:
