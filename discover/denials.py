@@ -25,8 +25,18 @@ The shapes it knows:
   CloudFormation's ``API: s3:CreateBucket``);
 - ``Encoded authorization failure message: ...`` (the blob is kept in ``Denial.encoded``);
 - bare error codes (``AccessDenied``, ``AccessDeniedException``, ``UnauthorizedOperation``,
-  ``You are not authorized to perform this operation``), which say only that something was
-  denied.
+  ``AuthorizationError``, ``You are not authorized to perform this operation``), which say
+  only that something was denied, unless the text around them names the operation and its
+  service (botocore's ``An error occurred (CODE) when calling the OP operation``, the Go SDK's
+  ``operation error SERVICE: OP``, an endpoint host, the client): then the action is the one
+  IAM checks for that operation, and ``Denial.basis`` says how it was read;
+- S3 refusals relayed by Lambda and CloudFormation (``Your access has been denied by S3 ...
+  GetObject for BUCKET/KEY``, ``Error occurred while GetObject``, ``TemplateURL must reference
+  a valid S3 object to which you have access``): ``s3:GetObject``.
+
+Every resource is kept as written, with its kind (``ResourceKind``): only a concrete ARN is
+``resource_grantable``; a redacted or templated one (``arn:aws:iam::<account>:role/x``) is
+evidence for the report, never a grant's resource.
 
 A denial that names nothing (no principal, action or resource) is reported only when the
 text holds no better one: it is the same refusal seen through a vaguer message.
@@ -751,6 +761,14 @@ class _Reader:
             return self._not_authorized(at - 4)
         if text.startswith("UnauthorizedOperation", at - 3) and _word_start(text, at - 3):
             return self._contextual(Reason.UNSPECIFIED, at - 3, at + 18)
+        if text.startswith("AuthorizationError", at - 1) and _word_start(text, at - 1):
+            # SNS's code for an IAM refusal, often with the full message after it.
+            end = at - 1 + len("AuthorizationError")
+            if text.startswith("Exception", end):
+                end += len("Exception")
+            if text[end : end + 1].isalnum():
+                return None
+            return self._contextual(Reason.UNSPECIFIED, at - 1, end)
         if text[at - 9 : at + 28].lower() == _ENCODED_PHRASE:
             return self._encoded(at - 9)
         return None
@@ -1073,6 +1091,8 @@ class _Reader:
         """
         text = self._buffer
         lowest = max(self._cursor.end, start - _CONTEXT_BEFORE)
+        if not self._anchored(lowest, min(len(text), end + _CONTEXT_AFTER)):
+            return None  # most refusals name no operation: skip the lines and the patterns
         floor = self._line_floor(start)
         for _ in range(_CONTEXT_LINES):
             if floor <= lowest:
@@ -1081,8 +1101,6 @@ class _Reader:
         floor = max(floor, lowest)
         stop = text.find("\n", end, end + _CONTEXT_AFTER)
         stop = min(len(text), end + _CONTEXT_AFTER) if stop == -1 else stop
-        if not self._anchored(floor, stop):
-            return None  # most refusals name no operation: skip the patterns
         window = text[floor:stop]
         cut = end - floor
         best: _Inferred | None = None

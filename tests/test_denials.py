@@ -948,6 +948,12 @@ INFERRED = [
         "AuthorizationError",
     ),
     (
+        "botocore, SNS's error code alone",
+        "An error occurred (AuthorizationError) when calling the Publish operation: ",
+        ("sns:Publish", None, Reason.UNSPECIFIED),
+        "AuthorizationError",
+    ),
+    (
         "botocore, service from the endpoint in the log",
         "Sending http request: url=https://ssm.us-east-1.amazonaws.com/\n"
         "An error occurred (AccessDeniedException) when calling the GetParameters operation: ",
