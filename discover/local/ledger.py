@@ -328,7 +328,6 @@ EXCLUDED: dict[str, dict[str, dict[str, Why]]] = {
         "update": {
             "logs:AssociateKmsKey": _P,
             "logs:DisassociateKmsKey": _P,
-            "logs:DeleteRetentionPolicy": _P,
             "logs:ListTagsForResource": _P,
             "logs:GetDataProtectionPolicy": _P,
             "logs:PutDataProtectionPolicy": _P,

@@ -25,8 +25,11 @@ Templates in ``resource`` and ``context`` values:
 - ``{item}``, ``{item:Key}``: the current element of an ``each:``/``added:``/``removed:`` list.
 
 ``when``: ``always``; ``has:Prop`` (set and not empty); ``each:Prop`` (once per element);
-in updates ``changed:Prop[,Prop...]`` (new value differs), ``added:Prop`` (elements new or
-changed), ``removed:Prop`` (elements whose key is gone).
+in updates ``changed:Prop[,Prop...]`` (new value differs), ``changed-set:Prop`` /
+``changed-unset:Prop`` (differs, and is now set / no longer set), ``changed-other:Prop`` (a
+property other than these differs), ``added:Prop`` (elements new or changed), ``removed:Prop``
+(elements whose key is gone); ``roles`` / ``changed-roles``: each IAM role ARN the properties
+name (new ones, in an update).
 """
 
 from __future__ import annotations
@@ -331,7 +334,14 @@ OVERRIDES: dict[str, ResourceCalls] = {
             Call("logs:DescribeLogGroups", resource="*", phase=Phase.AFTER),
         ),
         update=(
-            Call("logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="changed:RetentionInDays"),
+            Call(
+                "logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="changed-set:RetentionInDays"
+            ),
+            Call(
+                "logs:DeleteRetentionPolicy",
+                resource=_LOG_STREAMS,
+                when="changed-unset:RetentionInDays",
+            ),
             Call("logs:TagResource", when="added:Tags"),
             Call("logs:UntagResource", when="removed:Tags"),
             Call("logs:DescribeLogGroups", resource="*"),

@@ -152,6 +152,10 @@ def _when_update(
     if kind == "removed":
         kept = {_key(arg, i) for i in _items(props, arg)}
         return [i for i in _items(old, arg) if _key(arg, i) not in kept]
+    if kind in {"changed-set", "changed-unset"}:
+        changed = _get(props, arg) != _get(old, arg)
+        present = _get(props, arg) not in (None, "", [], {})
+        return [None] if changed and present == (kind == "changed-set") else []
     if kind == "changed-other":
         keys = (set(props) | set(old)) - set(arg.split(","))
         return [None] if any(props.get(k) != old.get(k) for k in keys) else []
@@ -465,6 +469,16 @@ class _Prepared:
     def props(self) -> Mapping[str, Any]:
         properties = self.body.get("Properties") or {}
         return properties if isinstance(properties, Mapping) else {}
+
+
+def name_of(physical: str) -> str:
+    """A resource's name from its physical id: a queue URL's last segment, an ARN's last
+    part (a topic), else the id itself (a role, a function, a log group)."""
+    if physical.startswith(("https://", "http://")):
+        return physical.rstrip("/").rsplit("/", 1)[-1]
+    if physical.startswith("arn:"):
+        return physical.rsplit(":", 1)[-1]
+    return physical
 
 
 def physical_id_of(resource: Any) -> str:
@@ -811,7 +825,7 @@ class StackOperation:
                 props=prepared.props,
             )
         else:
-            values = self._values(prepared.name, physical)
+            values = self._values(name_of(physical) or prepared.name, physical)
             calls = model.calls.update if model else ()
             refusal = self._refusal(
                 logical_id,
@@ -979,7 +993,7 @@ class StackOperation:
                     model,
                     calls=model.calls.update,
                     phase=None,
-                    values=self._values(previous.name, physical),
+                    values=self._values(name_of(physical), physical),
                     props=previous.props,
                     old=current_props,
                 )
@@ -1030,7 +1044,7 @@ class StackOperation:
                 model,
                 calls=model.calls.delete,
                 phase=None,
-                values=self._values(physical, physical),
+                values=self._values(name_of(physical), physical),
                 props=props,
             )
         finally:
