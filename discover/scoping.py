@@ -223,7 +223,7 @@ def _generalise_object_key(placeholder: str, value: str) -> tuple[str, str]:
     return value, ""
 
 
-def _generalise_value(
+def _generalise_value(  # noqa: PLR0911 - one return per kind of placeholder
     placeholder: str, value: str, values: dict[str, str], context: _Context
 ) -> tuple[str, str]:
     """The value for one placeholder, and what was done (empty when kept)."""
