@@ -1,19 +1,17 @@
-"""What CloudFormation calls, as the caller, to create, update or delete each resource type.
+"""The overrides of the generated handler model: what the schemas cannot say, by hand.
 
 CloudFormation's resource handlers call the service APIs with the caller's permissions
 (forward access sessions): creating an ``AWS::IAM::Role`` is an ``iam:CreateRole`` by the
-caller, then an ``iam:PutRolePolicy`` per inline policy, and so on. This table says, per
-resource type and operation, which actions are checked, on which resource, and when.
+caller, then an ``iam:PutRolePolicy`` per inline policy, and so on. ``handler_model``
+generates those calls for every type from its registry schema; the entries here override it,
+per (type, action), where the schema's flat permission list is not enough: the condition under
+which a call is made (a property present or changed, one call per list element), the resource
+it names (a path for API Gateway, a queue's ARN from its URL, a role passed), the condition
+keys it carries and the wording of its refusal. Actions of a type's schema that neither an
+override nor the generated rule makes are listed in ``ledger`` with the reason.
 
-Where the entries come from: each type's CloudFormation registry schema lists the
-permissions its handlers may need (``handlers.create.permissions``, ...); cfn-lint ships
-those schemas (``cfnlint/data/schemas/providers/us-east-1.json`` names each type's schema
-file). That list is a superset: it covers every property. The entries here are narrowed to
-the calls the properties in a template make (a ``Tags`` property adds the tagging call, a
-``RetentionInDays`` adds ``logs:PutRetentionPolicy``, each inline policy adds a
-``PutRolePolicy``), in the order the handler makes them. ``tests/test_local_stack_calls.py``
-checks every action here against the schema's list and every resource against IAM's ARN
-format for the action.
+``tests/test_local_stack_calls.py`` checks every action here against the schema's list and
+every resource against IAM's ARN format for the action.
 
 Templates in ``resource`` and ``context`` values:
 

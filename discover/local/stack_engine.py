@@ -8,19 +8,23 @@ way, on top of moto's resource models:
 
 - resources are handled in dependency order (``DependsOn``, ``Ref``, ``Fn::GetAtt``,
   ``Fn::Sub``), a wave of independent resources at a time, as CloudFormation runs them in
-  parallel; each resource's calls (``stack_calls``) are decided for the caller;
+  parallel; each resource's calls (``handler_model``) are decided for the caller, with the
+  stack's tags added to the resource's own (tagging is the caller's call too);
 - a refused call fails its resource with the handler's message; the other resources of the
   wave still make their own calls, as they would in parallel (a refusal of theirs is
   reported too), and those after the first failure that would have completed are
   cancelled ("Resource creation cancelled"); the next wave does not start;
-- then the stack rolls back: what was created is deleted, what was updated is put back,
-  ending in ``ROLLBACK_COMPLETE`` (a failed create) or ``UPDATE_ROLLBACK_COMPLETE``;
+- a change to a create-only property replaces the resource: the create handler's calls for
+  the new one, the delete handler's for the old one at cleanup;
+- then the stack rolls back, as the caller: what was created is deleted, what was updated is
+  put back, ending in ``ROLLBACK_COMPLETE`` / ``UPDATE_ROLLBACK_COMPLETE``, or, when the
+  caller may not undo something, ``ROLLBACK_FAILED`` / ``UPDATE_ROLLBACK_FAILED``
+  (``continue_update_rollback`` resumes it; a retried DeleteStack deletes what is left);
 - events are written per resource as CloudFormation writes them.
 
 Approximations, on purpose: a handler's calls are all decided before the resource is
-created (or, for reads that follow a create, right after); the deletes and updates a
-rollback makes are not checked against the caller (CloudFormation would, and a refusal
-there ends in ``*ROLLBACK_FAILED``).
+created (or, for reads that follow a create, right after); a rolled-back replacement puts
+the old object back in moto without a second check of its update.
 """
 
 from __future__ import annotations
