@@ -70,6 +70,7 @@ class TypeSchema:
     handlers: dict[Operation, tuple[str, ...]]
     tagging: Tagging
     create_only: tuple[str, ...]  # top-level property names
+    primary_identifier: tuple[str, ...] = ()  # top-level property names, as the schema orders
 
     @property
     def generation(self) -> Generation:
@@ -125,7 +126,10 @@ def schema_of(type_name: str) -> TypeSchema | None:
     create_only = tuple(
         sorted({_top_property(str(p)) for p in raw.get("createOnlyProperties", [])} - {""})
     )
-    return TypeSchema(type_name, schema_file, handlers, tagging, create_only)
+    primary = tuple(
+        p for p in (_top_property(str(x)) for x in raw.get("primaryIdentifier", [])) if p
+    )
+    return TypeSchema(type_name, schema_file, handlers, tagging, create_only, primary)
 
 
 # --- schema names -> IAM actions -------------------------------------------------------------

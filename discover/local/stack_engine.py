@@ -47,7 +47,7 @@ from discover.local import enforcement
 from discover.local.authorize import Decision, denial_message
 from discover.local.handler_model import HandlerModel, model_for
 from discover.local.principals import Principal, role_session
-from discover.local.schemas import Generation
+from discover.local.schemas import Generation, schema_of
 from discover.local.stack_calls import (
     COLLECTION_KEYS,
     Call,
@@ -646,9 +646,7 @@ class StackOperation:
 
     def _create_model(self, prepared: _Prepared) -> Any:
         if prepared.model is None:
-            from moto.cloudformation.utils import random_suffix
-
-            physical = f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
+            physical = self._placeholder_id(prepared)
             resource: Any = _Placeholder(prepared.logical_id, prepared.resource_type, physical)
         else:
             resource = prepared.model.create_from_cloudformation_json(
@@ -666,6 +664,22 @@ class StackOperation:
                 self._name_physically(resource, prepared)
         self.rmap._parsed_resources[prepared.logical_id] = resource
         return resource
+
+    def _placeholder_id(self, prepared: _Prepared) -> str:
+        """The physical id of a resource moto has no model for, shaped as AWS makes it: the
+        schema's identifier, a name the template gives, or a generated id (API Gateway's are
+        ten lowercase letters and digits), else CloudFormation's STACK-LOGICALID-SUFFIX."""
+        from moto.cloudformation.utils import random_suffix
+
+        schema = schema_of(prepared.resource_type)
+        key = schema.primary_identifier[-1] if schema and schema.primary_identifier else ""
+        given = prepared.props.get(key) if key else None
+        if isinstance(given, str) and given:
+            return given
+        if key.endswith("Id") and key != "Id":
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
+        return f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
 
     def _name_physically(self, resource: Any, prepared: _Prepared) -> None:
         """Give a moto model that has no physical id the one CloudFormation would."""
