@@ -1,7 +1,7 @@
 """CloudFormation's whole lifecycle as the caller: stack tags, rollbacks that the caller may not
 make, replacement, retried deletes, ContinueUpdateRollback, types outside the overrides.
 
-Each refusal is read back from the stack events with ``discover.events.denials_from_events``,
+Each refusal is read back from the stack events with ``discover.stack_events.denials_from_events``,
 the parser that reads AWS's events.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from discover.events import denials_from_events
 from discover.local.process import LocalSandbox, LocalSandboxInfo
+from discover.stack_events import denials_from_events
 from tests.conftest import admin_session, role_session
 from tests.test_local_stacks import (
     ACCOUNT,
