@@ -301,9 +301,7 @@ def write_outputs(
     """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy."""
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(
-        render_report(read_events(journal.path)), encoding="utf-8"
-    )
+    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
     rendered = render(outcome.policy, fmt, name=config.stack_name)
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)

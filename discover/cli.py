@@ -75,7 +75,7 @@ interrupted (state saved; --resume goes on).
 _SUBCOMMAND_HELP = {
     "parse": "List the permission denials in a log (a file, or - for stdin).",
     "verify": "Deploy a fresh stack with only the given policy, then remove it; print JSON "
-    "with \"verified\" and the first denial.",
+    'with "verified" and the first denial.',
     "report": "Re-render .discover/report.md from the journal of the last run, and print it.",
     "diff": "Show what NEW grants that OLD did not, and the reverse.",
 }
@@ -95,7 +95,6 @@ class _Stderr(io.TextIOBase):
 
     def flush(self) -> None:
         sys.stderr.flush()
-
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:

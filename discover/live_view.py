@@ -65,9 +65,7 @@ class _Row:
     outcome: str = "running"
     style: str = "yellow"
     denials: tuple[Denial, ...] = ()
-    grants: dict[tuple[str | None, str | None, str | None], Evidence] = field(
-        default_factory=dict
-    )
+    grants: dict[tuple[str | None, str | None, str | None], Evidence] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
