@@ -83,7 +83,8 @@ class Prediction:
 _VERB = re.compile(r"^([A-Z][a-z]+)(.*)$")
 _CREATING = frozenset({"Create", "Publish", "Add"})
 _READING = frozenset({"Get", "Describe", "List"})
-_TAGGING_VERBS = re.compile(r"^(Tag|Put\w*Tagging$)")
+# Tagging on create: TagResource, TagRole, PutBucketTagging; API Gateway's PUT /tags/ARN.
+_TAGGING_VERBS = re.compile(r"^(Tag|Put\w*Tagging$|PUT$)")
 
 
 def _norm(text: str, own: str = "") -> str:
@@ -241,8 +242,14 @@ def _canonical(names: Iterable[str]) -> list[Action]:
     return found
 
 
-def _handler_actions(resource: Resource, operation: str) -> tuple[list[Action], list[Action]]:
-    """The schema's handler permissions and tagging permissions, as IAM actions."""
+def _handler_actions(
+    resource: Resource, operation: str, *, stack_tagged: bool = False
+) -> tuple[list[Action], list[Action]]:
+    """The schema's handler permissions and tagging permissions, as IAM actions.
+
+    Tagging is needed when the resource sets tags, or when the stack has tags: CloudFormation
+    propagates a stack's tags to each taggable resource it creates (``tagOnCreate``).
+    """
     found = schema(resource.type)
     if found is None:
         return [], []
@@ -250,7 +257,8 @@ def _handler_actions(resource: Resource, operation: str) -> tuple[list[Action], 
     tagging = found.get("tagging") or {}
     tag_actions: list[Action] = []
     tag_property = str(tagging.get("tagProperty", "/properties/Tags")).removeprefix("/properties/")
-    if tagging.get("taggable") and resource.properties.get(tag_property):
+    propagated = stack_tagged and tagging.get("tagOnCreate", True) is not False
+    if tagging.get("taggable") and (resource.properties.get(tag_property) or propagated):
         tag_actions = [
             a
             for a in _canonical(tagging.get("permissions") or [])
@@ -386,6 +394,21 @@ def _apigateway_arns(action: Action, resource: Resource, names: _Names) -> list[
     return arns
 
 
+def _apigateway_tag_arns(resource: Resource, names: _Names) -> list[str]:
+    """API Gateway tags a resource with ``PUT /tags/{resource_arn}``, the ARN URL-encoded."""
+    from urllib.parse import quote
+
+    model = _apigateway_model()
+    name = f"Get{_own_noun(resource.type)}"
+    if name not in model.operation_names:
+        return []
+    uri = str(model.operation_model(name).http.get("requestUri", "")).split("?", 1)[0]
+    base = f"arn:{names.template.partition}:apigateway:{names.template.region}::"
+    own = base + _fill_uri(uri, resource, names)
+    arn = f"{base}/tags/{quote(own, safe='')}"
+    return [arn] if iamdb.match_resource_type(Action("apigateway:PUT"), arn) is not None else []
+
+
 def _fill_uri(uri: str, resource: Resource, names: _Names) -> str:
     props = {k.lower(): v for k, v in resource.properties.items()}
 
@@ -473,13 +496,19 @@ def predict_resource(
 ) -> list[Prediction]:
     """What creating (``operation``) ``resource`` needs, scoped to its names."""
     names = _Names(template)
-    actions, tag_actions = _handler_actions(resource, operation)
+    actions, tag_actions = _handler_actions(
+        resource, operation, stack_tagged=bool(template.stack_tags)
+    )
     kept = _narrow(resource, actions)
     found: list[Prediction] = []
     why = f"{resource.logical_id} ({resource.type}) {operation}"
     for source, group in ((Source.HANDLER, kept), (Source.TAGGING, tag_actions)):
         for action in group:
-            for arn in _arns(action, resource, names):
+            tagging = source is Source.TAGGING and action.startswith("apigateway:")
+            arns = (
+                _apigateway_tag_arns(resource, names) if tagging else _arns(action, resource, names)
+            )
+            for arn in arns:
                 scoped = _scoped(action, arn, resource)
                 if scoped is not None:
                     found.append(Prediction(scoped[0], source, why, scoped[1], resource.logical_id))

@@ -71,6 +71,9 @@ class ServiceTemplate:
     artifact_prefix: str | None = None  # "serverless/SERVICE/STAGE/": where uploads go
     deployment_bucket: str | None = None  # its logical id, or the name the user configured
     partition: str = "aws"
+    # The stack's own tags: CloudFormation propagates them to every taggable resource, with
+    # the caller's tagging permissions.
+    stack_tags: tuple[tuple[str, str], ...] = ()
 
     def resource(self, logical_id: str) -> Resource | None:
         return next((r for r in self.resources if r.logical_id == logical_id), None)
@@ -245,9 +248,11 @@ def load_template(
     bucket: str | None = (
         DEPLOYMENT_BUCKET_LOGICAL_ID if DEPLOYMENT_BUCKET_LOGICAL_ID in resources else None
     )
+    tags: tuple[tuple[str, str], ...] = ()
     if state is not None and state.exists():
         prefix, configured = _from_state(state, service, stage)
         bucket = configured or bucket
+        tags = _stack_tags(state, stage)
     return ServiceTemplate(
         service=service,
         stage=stage,
@@ -257,6 +262,7 @@ def load_template(
         resources=_resources(resources, parts),
         artifact_prefix=prefix,
         deployment_bucket=bucket,
+        stack_tags=tags,
     )
 
 
@@ -296,6 +302,25 @@ def service_of_state(state: Path) -> str | None:
     if isinstance(service, Mapping):
         service = service.get("name")
     return service if isinstance(service, str) else None
+
+
+def _stack_tags(state: Path, stage: str) -> tuple[tuple[str, str], ...]:
+    """The tags the Serverless CLI puts on its stack: ``STAGE``, and ``provider.stackTags``.
+
+    NOTE: osls lib/plugins/aws/lib/get-shared-stack-action-params.js tags every stack it
+    creates or updates with ``STAGE: <stage>`` merged with ``provider.stackTags``.
+    """
+    tags = {"STAGE": stage}
+    try:
+        data = json.loads(state.read_text(encoding="utf-8"))
+        extra = (data.get("service") or {}).get("provider", {}).get("stackTags") or {}
+    except (OSError, ValueError, AttributeError):
+        extra = {}
+    if isinstance(extra, Mapping):
+        lowered = {str(k).lower() for k in extra}
+        tags = {k: v for k, v in tags.items() if k.lower() not in lowered}
+        tags.update({str(k): str(v) for k, v in extra.items()})
+    return tuple(sorted(tags.items()))
 
 
 def _from_state(state: Path, service: str, stage: str) -> tuple[str | None, str | None]:

@@ -229,3 +229,15 @@ def test_the_cli_data_names_real_actions_on_known_targets() -> None:
         assert iamdb.is_known_action(call["action"]), call
         assert call["on"] in {"stack", "deployment-bucket", "artifacts", "functions", "*"}, call
     assert cli_calls("no-such-cli") == ()
+
+
+def test_stack_tags_propagate_to_taggable_resources(tmp_path: Path) -> None:
+    """With stack tags, CloudFormation tags each taggable resource as the caller."""
+    import dataclasses
+
+    plain = template_of(tmp_path, {"R": ROLE_RESOURCE})
+    tagged = dataclasses.replace(plain, stack_tags=(("STAGE", "dev"),))
+    assert "iam:TagRole" not in {p.grant.action for p in predict(plain, cli=None)}
+    (tag,) = [p for p in predict(tagged, cli=None) if p.grant.action == "iam:TagRole"]
+    assert tag.source is Source.TAGGING
+    assert tag.grant.resource == ROLE

@@ -43,6 +43,7 @@ def test_serverless_package_leaves_the_folder_as_it_was(
     assert template.service == "hello"
     assert template.artifact_prefix == "serverless/hello/dev/"
     assert template.deployment_bucket == "ServerlessDeploymentBucket"
+    assert template.stack_tags == (("STAGE", "dev"),)  # the CLI tags every stack it deploys
     function = template.resource("HelloLambdaFunction")
     assert function is not None
     assert function.name == template.function_name("hello") == "hello-dev-hello"
