@@ -437,12 +437,16 @@ class _Predicted:
         to_test = self.keep(decided)
         pending = {p.grant for p in to_test}
         for prediction in to_test:
-            if self.runs.budget < 2:  # one run stays for the verify
-                return self.finish(first, "no runs left for the removal tests and the verify")
             pending.discard(prediction.grant)
-            outcome = self.removal_test(prediction, pending)
-            if outcome.reason not in {StopReason.SUCCEEDED, StopReason.LIMIT}:
-                return self.finish(outcome)
+            while prediction.grant not in self.kept:
+                if self.runs.budget < 2:  # one run stays for the verify
+                    return self.finish(first, "no runs left for the removal tests and the verify")
+                outcome = self.removal_test(prediction, pending)
+                if outcome.reason is StopReason.SUCCEEDED:
+                    break  # deployed without it: not needed
+                if outcome.reason is not StopReason.LIMIT:
+                    return self.finish(outcome)
+                # Denied something else first (now granted): the test has not reached it yet.
         final = PolicyDocument(frozenset(self.kept))
         self.record_proofs(final)
         verify = self.phase(final, self.runs.budget)

@@ -414,3 +414,20 @@ def test_bad_strategy_settings(
     with pytest.raises(ConfigError, match=message) as caught:
         build_config({"service_dir": str(tmp_path), "local": True, **flags})
     assert caught.value.tip, name
+
+
+def test_a_removal_test_denied_something_else_first_is_run_again(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A needed call CloudTrail did not show (dropped) comes before the upload: the removal
+    test of s3:PutObject is denied it first, grants it, and runs again to reach PutObject."""
+    hidden = Need("iam:CreateRole", EXEC_ROLE, None)
+    rest = tuple(n for n in NEEDS if n.action != "iam:CreateRole")
+    world = World(needs=(rest[0], hidden, *rest[1:]))
+    outcome = run_predicted(world, journal, monkeypatch)
+    assert outcome.reason is StopReason.SUCCEEDED
+    assert {"s3:PutObject", "iam:CreateRole"} <= set(outcome.policy.actions)
+    records = list(read_journal(journal.path))
+    tests = [r["grant"]["action"] for r in records if r["event"] == "removal_test"]
+    assert tests == ["s3:PutObject", "s3:PutObject"]
+    assert len(outcome.iterations) == 4  # predicted, two removal tests, verify
