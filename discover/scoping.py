@@ -433,11 +433,10 @@ def scope(
         return Scoped(Grant(action, "*"), "the denial named no resource")
     if "?" in resource:
         return None
-    if not resource.startswith("arn:"):
-        built = _arn_from_iam_name(action, resource, origin)
-        if built is None:
-            return None
-        resource = built
+    arn = resource if resource.startswith("arn:") else _arn_from_iam_name(action, resource, origin)
+    if arn is None or not iamdb.is_concrete_arn(arn):
+        return None  # not an ARN, or redacted/templated (arn:aws:iam::<account>:role/x)
+    resource = arn
     stack = stack_resource(origin) if origin is not None else None
     logical_id = stack.logical_id if stack else None
     generalised = generalise(action, resource, logical_id=logical_id, granted=granted)
