@@ -152,7 +152,13 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="grant this high-risk action without asking (repeatable)",
         )
         parser.add_argument(
-            "--yes", action="store_true", help="grant high-risk actions without asking"
+            "--yes", action="store_true", default=None, help="grant what needs confirmation"
+        )
+        parser.add_argument(
+            "--allow-account",
+            action="append",
+            metavar="ID",
+            help="grant on resources in this other account without asking (repeatable)",
         )
         parser.add_argument(
             "--resume", action="store_true", help="continue the interrupted run in .discover/"
@@ -304,24 +310,37 @@ def _make_sandbox(config: Config, env: Environment) -> Any:
     return sandbox
 
 
-def _make_sessions(config: Config, env: Environment) -> Any:
+def _session_name() -> str:
+    """This run's session name: only denials of exactly this session are the run's own."""
+    import secrets
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"discover-{stamp}-{secrets.token_hex(4)}"
+
+
+def _make_sessions(config: Config, env: Environment, session_name: str | None = None) -> Any:
     from discover.credentials import RoleSession
 
     kwargs: dict[str, Any] = {"region_name": config.region}
     if env.endpoint:
         kwargs["endpoint_url"] = env.endpoint
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return RoleSession(
         env.session.client("sts", **kwargs),
         env.role_arn,
-        session_name=f"discover-{stamp}",
+        session_name=session_name or _session_name(),
         duration_s=config.session_duration_s,
     )
 
 
 def _make_deployer(config: Config, env: Environment, logs_dir: Path, *, quiet: bool) -> Any:
+    from discover.isolation import prepare
     from discover.runner import CommandDeployer
 
+    isolation = prepare(config.state_dir)
+    if isolation.warning:
+        log.warning("deploy_not_isolated", detail=isolation.warning)
+    else:
+        log.info("deploy_isolated", detail=isolation.describe())
     return CommandDeployer(
         config.deploy_command,
         cwd=config.service_dir,
@@ -330,45 +349,70 @@ def _make_deployer(config: Config, env: Environment, logs_dir: Path, *, quiet: b
         timeout_s=config.run_timeout_s,
         endpoint_url=env.endpoint,
         echo=None if quiet else sys.stderr,
+        isolation=isolation,
     )
 
 
 # --- discover (run) -------------------------------------------------------------------------
 
 
-def _fresh_journal(state_dir: Path) -> Journal:
+def _fresh_journal(state_dir: Path, signer: Any = None) -> Journal:
     path = state_dir / "journal.jsonl"
     if path.exists():  # keep the previous run's record
         stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
         path.rename(state_dir / f"journal-{stamp}.jsonl")
-    return Journal(path)
+    return Journal(path, signer=signer)
 
 
-def _refuser(config: Config) -> Any:
-    """The loop's ``refuse`` hook: high-risk grants need --allow, --yes, or a yes at a prompt."""
-    from discover.guard import high_risk_grants
+def _gate(config: Config, env: Environment, session: str, journal: Journal, backup: Any) -> Any:
+    """The grant gate of this run: the fence, the role's own policies, the user's flags."""
+    from discover.gate import FenceInputs, Gate
+
+    account = env.role_arn.split(":")[4]
+    return Gate(
+        FenceInputs(
+            stack_name=config.stack_name,
+            service=config.service,
+            stage=config.stage,
+            region=config.region,
+            account=account,
+            service_dir=config.service_dir,
+            deployment_bucket=config.deployment_bucket,
+        ),
+        role_arn=env.role_arn,
+        session=session,
+        role_policies=frozenset(backup.get("attached", [])) if backup else frozenset(),
+        high_risk=config.high_risk,
+        allow=config.allow,
+        allow_accounts=frozenset(config.allow_accounts),
+        yes=config.yes,
+        record=journal.append,
+    )
+
+
+def _confirm(decision: Any) -> bool:
+    """A yes at the terminal; no terminal, no yes."""
+    from discover.gate import prompt_line
+
+    if not sys.stdin.isatty():
+        return False
+    return input(prompt_line(decision)).strip().lower() in {"y", "yes"}
+
+
+def _refuser(gate: Any) -> Any:
+    """The loop's ``refuse`` hook: the grant decision, then a yes for what needs one."""
+    from discover.decision import Verdict
+    from discover.gate import refusal_line
 
     def refuse(evidence: list[Evidence]) -> list[Evidence]:
-        risky = high_risk_grants(
-            [e.grant for e in evidence],
-            config.high_risk,
-            allowed=config.allow,
-            stack_name=config.stack_name,
-        )
-        if not risky or config.yes:
-            return []
         refused = []
-        for item in evidence:
-            if item.grant not in risky:
+        for item, decision in gate.decide(evidence):
+            if decision.verdict is Verdict.ALLOW:
                 continue
-            if not sys.stdin.isatty():
-                refused.append(item)
+            if decision.verdict is Verdict.CONFIRM and _confirm(decision):
                 continue
-            answer = input(
-                f"discover: grant high-risk {item.grant.action} on {item.grant.resource}? [y/N] "
-            )
-            if answer.strip().lower() not in {"y", "yes"}:
-                refused.append(item)
+            print(refusal_line(decision), file=sys.stderr)
+            refused.append(item)
         return refused
 
     return refuse
@@ -382,16 +426,18 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = F
         sandbox = _make_sandbox(config, env)
         with RunLock(state_dir, sandbox, break_lock=config.break_lock):
             if config.restore:
-                return _restore(config, sandbox)
-            journal, settings = _open_journal(config, env, sandbox)
+                return _restore(config, env, sandbox)
+            session_name = _session_name()
+            journal, settings, gate = _open_journal(config, env, sandbox, session_name)
             try:
                 outcome = discover(
                     _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
                     sandbox,
-                    _make_sessions(config, env),
+                    _make_sessions(config, env, session_name),
                     journal,
                     settings,
-                    refuse=_refuser(config),
+                    refuse=_refuser(gate),
+                    refine=gate.refine,
                 )
             except Exception:
                 _write_partial(config, journal)
@@ -406,14 +452,37 @@ def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = F
     return outcome.reason.exit_code
 
 
-def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journal, LoopSettings]:
-    """A fresh journal (with the role's backup), or the interrupted one with where it stopped."""
+def _signer(env: Environment) -> Any:
+    from discover.journal_auth import Signer, load_key
+
+    return Signer(load_key(), env.role_arn, env.role_arn.split(":")[4])
+
+
+def _open_journal(
+    config: Config, env: Environment, sandbox: Any, session_name: str
+) -> tuple[Journal, LoopSettings, Any]:
+    """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
+
+    Each line is authenticated (``journal_auth``); ``--resume`` accepts only a journal that
+    verifies for this role and account, and re-applies its policy only through the gate.
+    """
+    from discover.gate import check_own_policy
+    from discover.journal_auth import authenticated_records
+    from discover.ownership import session_arn
+
     settings = LoopSettings(
-        max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
+        max_iterations=config.max_iterations,
+        propagation_waits_s=config.propagation_waits_s,
+        session_arn=session_arn(env.role_arn, session_name),
     )
+    signer = _signer(env)
     if config.resume:
-        journal = Journal(config.state_dir / "journal.jsonl")
-        state = resume_state(list(read_journal(journal.path)), stack_name=config.stack_name)
+        journal = Journal(config.state_dir / "journal.jsonl", signer=signer)
+        records = authenticated_records(journal.path, signer)
+        state = resume_state(records, stack_name=config.stack_name)
+        backup = next((r["backup"] for r in records if r["event"] == "backup"), None)
+        gate = _gate(config, env, str(settings.session_arn), journal, backup)
+        _check_resumed_policy(gate, state.policy)
         remaining = config.max_iterations - state.last_iteration
         if remaining < 1:
             used = f"{state.last_iteration} of {config.max_iterations}"
@@ -426,8 +495,8 @@ def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journ
             initial_policy=state.policy,
             first_iteration=state.last_iteration + 1,
         )
-        return journal, settings
-    journal = _fresh_journal(config.state_dir)
+        return journal, settings, gate
+    journal = _fresh_journal(config.state_dir, signer)
     journal.append(
         "started",
         role_arn=env.role_arn,
@@ -441,6 +510,11 @@ def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journ
     )
     backup = sandbox.backup()
     journal.append("backup", role_arn=env.role_arn, backup=backup)
+    check_own_policy(
+        backup["inline"].get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=env.role_arn,
+    )
     others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
     if others:
         log.warning(
@@ -448,16 +522,40 @@ def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journ
             policies=others,
             hint="their permissions will not be discovered; use a role with none",
         )
-    return journal, settings
+    return journal, settings, _gate(config, env, str(settings.session_arn), journal, backup)
 
 
-def _restore(config: Config, sandbox: Any) -> int:
-    from discover.journal import first_backup
+def _check_resumed_policy(gate: Any, policy: PolicyDocument) -> None:
+    """The journal's last policy goes back on the role only if the gate would grant it now."""
+    from discover.decision import Verdict
+    from discover.gate import refusal_line
 
-    backup = first_backup(config.state_dir)
-    if backup is None:
-        msg = f"no backup of the role in {config.state_dir}"
-        raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
+    for decision in gate.decide_policy(policy):
+        if decision.verdict is Verdict.ALLOW:
+            continue
+        if decision.verdict is Verdict.CONFIRM and _confirm(decision):
+            continue
+        print(refusal_line(decision), file=sys.stderr)
+        msg = "the interrupted run's policy holds a grant the grant decision does not allow"
+        raise ConfigError(msg, tip="Confirm it (--allow ACTION, --yes), or run without --resume.")
+
+
+def _restore(config: Config, env: Environment, sandbox: Any) -> int:
+    """Put back the backup discover read from AWS (from an authenticated journal only)."""
+    from discover.gate import check_own_policy
+    from discover.journal_auth import trusted_backup
+
+    backup = trusted_backup(config.state_dir, _signer(env))
+    check_own_policy(
+        sandbox.backup()["inline"].get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=env.role_arn,
+    )
+    check_own_policy(
+        backup.get("inline", {}).get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=env.role_arn,
+    )
     sandbox.restore(backup)
     print(
         f"discover: restored {config.policy_name} on {sandbox.role_arn} as it was before.",
@@ -552,6 +650,13 @@ def cmd_verify(config: Config, policy_paths: Sequence[Path], out: TextIO) -> int
     state_dir = config.state_dir / "verify"
     with environment(config) as env:
         sandbox = _make_sandbox(config, env)
+        from discover.gate import check_own_policy
+
+        check_own_policy(
+            sandbox.backup()["inline"].get(config.policy_name),
+            policy_name=config.policy_name,
+            role_arn=env.role_arn,
+        )
         previous = sandbox.read_policy()
         sandbox.prepare()
         if sandbox.stack_status() is not None and not config.local:

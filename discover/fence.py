@@ -144,18 +144,18 @@ class Fence:
     def describe(self) -> list[str]:
         """The fence in a few lines, for the review report."""
         lines = [
-            f"stack `{self.stack_name}` in {self.region}, account {self.account}",
-            "names starting with " + ", ".join(f"`{p}`" for p in self.prefixes)
+            f"stack {self.stack_name} in {self.region}, account {self.account}",
+            "names starting with " + ", ".join(self.prefixes)
             if self.prefixes
             else "no derived name prefix",
         ]
         if self.deployment_bucket:
-            lines.append(f"deployment bucket `{self.deployment_bucket}`")
+            lines.append(f"deployment bucket {self.deployment_bucket}")
         named = sorted(r.name for r in self.resources if r.name)
         if self.has_template:
             lines.append(
                 f"the template's {len(self.resources)} resource(s)"
-                + (": " + ", ".join(f"`{n}`" for n in named) if named else "")
+                + (": " + ", ".join(named) if named else "")
             )
         else:
             lines.append("no template read: stack name, derived names and bucket only")

@@ -21,6 +21,7 @@ from discover.events import denials_from_events
 from discover.iamdb import Action
 from discover.journal import Journal
 from discover.known_messages import KnownMessage, Target, find_known_messages
+from discover.ownership import Owner, attribute
 from discover.policy import Grant, PolicyDocument
 from discover.runner import DeployResult
 from discover.scoping import scope
@@ -120,21 +121,12 @@ class LoopSettings:
     propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
     initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
     first_iteration: int = 1
+    session_arn: str | None = None  # this run's session: only its denials are its own
 
 
-def owns_principal(role_arn: str, principal: str | None) -> bool:
-    """True when ``principal`` is the sandbox role or one of its sessions (None: this run's)."""
-    if principal is None:
-        return True
-    parts = role_arn.split(":", 5)
-    if len(parts) < 6:
-        return False
-    account, role_path = parts[4], parts[5]
-    role_name = role_path.rsplit("/", 1)[-1]
-    if principal == role_arn:
-        return True
-    prefix = f"arn:{parts[1]}:sts::{account}:assumed-role/{role_name}/"
-    return principal.startswith(prefix)
+def foreign(denial: Denial, session: str | None) -> bool:
+    """Another principal's denial (``ownership``): reported, never granted."""
+    return attribute(denial, session) is Owner.FOREIGN
 
 
 def _is_expired_token(result: DeployResult) -> bool:
@@ -181,14 +173,19 @@ def _resolve_known_messages(messages: Iterable[KnownMessage], sandbox: Sandbox) 
 
 
 def plan_grants(
-    denials: Iterable[Denial], role_arn: str, policy: PolicyDocument, iteration: int
+    denials: Iterable[Denial],
+    role_arn: str,
+    policy: PolicyDocument,
+    iteration: int,
+    *,
+    session: str | None = None,
 ) -> tuple[list[Evidence], list[Denial], list[Denial]]:
     """Split denials into new grants, unfixable ones, and ones that cannot be granted."""
     grants: list[Evidence] = []
     unfixable: list[Denial] = []
     unresolved: list[Denial] = []
     for denial in denials:
-        if not owns_principal(role_arn, denial.principal):
+        if foreign(denial, session):
             continue  # someone else's denial: reported, never granted to the sandbox role
         if denial.reason is Reason.ENCODED:
             unresolved.append(denial)  # still encoded: the admin may not decode it
@@ -238,7 +235,7 @@ def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     if refused:
         return _Verdict(
             StopReason.REFUSED,
-            "a high-risk grant needs confirmation (--allow ACTION or --yes)",
+            "a grant was refused, or needs a confirmation nobody gave (--allow ACTION, --yes)",
             tuple(e.denial for e in refused),
         )
     if evidence:
@@ -273,11 +270,13 @@ def discover(
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
 ) -> Outcome:
     """Run the loop until the deploy succeeds or a stop condition holds.
 
-    ``refuse`` sees each batch of new grants before it is applied and returns those that must
-    not be made (high-risk actions nobody confirmed); any refusal stops the loop.
+    ``refine`` may narrow each batch of new grants (a ``*`` to the template's resources);
+    ``refuse`` then sees it before it is applied and returns those that must not be made
+    (the grant decision's refusals, and confirmations nobody gave); any refusal stops the loop.
     """
     policy = settings.initial_policy
     iterations: list[Iteration] = []
@@ -312,8 +311,12 @@ def discover(
             journal.append(
                 "denials", iteration=number, denials=[_denial_record(d) for d in denials]
             )
-            evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
-            foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
+            session = settings.session_arn
+            evidence, unfixable, unresolved = plan_grants(
+                denials, sandbox.role_arn, policy, number, session=session
+            )
+            evidence = refine(evidence, policy)
+            others = [d for d in denials if foreign(d, session)]
             refused = refuse(evidence) if evidence and not unfixable else []
             verdict = judge(
                 denials,
@@ -321,7 +324,7 @@ def discover(
                 unfixable,
                 unresolved,
                 can_wait=bool(waits),
-                foreign=foreign,
+                foreign=others,
                 refused=refused,
             )
             if verdict.stop is not None or verdict.wait:
@@ -483,6 +486,6 @@ __all__ = [
     "Sessions",
     "StopReason",
     "discover",
-    "owns_principal",
+    "foreign",
     "resume_state",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from discover import iamdb
+from discover.gate import review_section
 from discover.loop import Evidence, rebuild_evidence
 from discover.policy import Grant, PolicyDocument, check_quota, covers
 from discover.risks import md_code, md_text, render_flags, review_flags
@@ -186,6 +187,7 @@ def render_report(records: Sequence[Mapping[str, Any]]) -> str:
     lines += ["", "## For the reviewer", ""]
     nothing = "- Nothing flagged: no escalation path, no wildcard, no IAM write."
     lines += render_flags(flags) or [nothing]
+    lines += ["", *review_section(records, policy)]
     lines += ["", "## Size", "", quota.describe()]
     lines += ["", "## Policy", "", *_fenced(policy.render_json(), "json")]
     if len(quota.parts) > 1:

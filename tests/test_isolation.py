@@ -99,7 +99,8 @@ def test_without_namespaces_what_holds(world: Path, user: str, parent_readable: 
     out = steal(world, Mode.PRIVATE_HOME, as_nobody=user == "unprivileged")
     assert (ADMIN_SECRET in out) is parent_readable, out
     stolen_by_home = [line for line in out.splitlines() if "/deploy-home-" in line]
-    assert stolen_by_home and all(FILE_SECRET not in line for line in stolen_by_home)
+    assert stolen_by_home
+    assert all(FILE_SECRET not in line for line in stolen_by_home)
     assert FILE_SECRET in out  # the absolute path: not hidden without a mount namespace
 
 
