@@ -1,66 +1,100 @@
-"""The command line: parse arguments, set up logging, run, print, exit. The only place that exits.
+"""The command line: parse arguments, set up logging and the live view, call, print, exit.
 
-discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default command)
-discover parse [FILE|-] [--format json|table]  list the denials in a log
-discover verify --policy FILE [OPTIONS]        deploy once with only that policy
-discover report [--service-dir DIR]            re-render the review report from the journal
-discover diff OLD.json NEW.json                what a re-discovery added or removed
+The only module that prints to the user or exits; the workflows are in ``app.py``. What the
+user reads in ``discover --help`` is ``DESCRIPTION`` below.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import botocore.exceptions
 import structlog
 
 from discover import __version__
+from discover.app import DiscoverResult, Hooks, VerifyResult, restore_role, run_discover, run_verify
 from discover.config import (
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_POLICY_NAME,
     Config,
-    ConfigError,
     build_config,
 )
 from discover.denials import Denial
 from discover.errors import DiscoverError
-from discover.formats import Format, render
-from discover.journal import Journal, read_journal
-from discover.lock import RunLock
-from discover.loop import (
-    Evidence,
-    LoopSettings,
-    Outcome,
-    StopReason,
-    collect_denials,
-    discover,
-    resume_state,
-)
-from discover.policy import (
-    INLINE_ROLE_POLICIES_QUOTA,
-    MANAGED_POLICY_QUOTA,
-    PolicyDocument,
-    check_quota,
-    load_policy,
-    split_for_quota,
-)
+from discover.formats import Format
+from discover.journal import read_events
+from discover.log_sink import LogSink
+from discover.policy import check_quota, load_policy
+from discover.ports import EventSink, OutputWatcher
 from discover.report import render_report
+from discover.run_events import StopReason
+
+DESCRIPTION = """\
+Find the least-privilege IAM policy your deploy needs.
+
+discover deploys your service for real into a sandbox account, with a role that starts
+with no permissions. It reads every permission denial (the CLI's output, CloudFormation's
+stack events), grants exactly what was denied, scoped to the resource, and deploys again,
+until the deploy succeeds. Then it prints the minimal policy and writes a review report
+with the evidence for every permission.
+
+examples:
+  discover --local                      try it on the embedded AWS sandbox (no account)
+  discover --role-arn arn:aws:iam::123456789012:role/discover-sandbox \\
+           --sandbox-account 123456789012 --max-iterations 20
+  discover -- npx serverless deploy     any deploy command after --
+
+where things go:
+  stdout                   the policy (only the policy: pipe it, or use --out FILE)
+  stderr                   progress: a live view on a terminal, one log line per event
+                           otherwise (--log-format json for JSON lines)
+  .discover/policy.json    the policy, in the service folder
+  .discover/report.md      the review report: why each permission is there
+  .discover/journal.jsonl  every event of the run (for --resume and `discover report`)
+  .discover/iterations/    each deploy run's full output
+
+other commands:
+  discover parse [FILE|-]            list the permission denials in a log
+  discover verify --policy FILE      deploy from scratch with only that policy
+  discover report                    re-render .discover/report.md from the journal
+  discover diff OLD.json NEW.json    what a re-discovery added or removed
+
+exit codes: 0 converged, 1 not converged, 2 usage or setup error, 3 a denial no allow can
+fix (or a high-risk grant not confirmed), 4 the deploy failed for another reason, 130
+interrupted (state saved; --resume goes on).
+"""
+
+_SUBCOMMAND_HELP = {
+    "parse": "List the permission denials in a log (a file, or - for stdin).",
+    "verify": "Deploy a fresh stack with only the given policy, then remove it; print JSON "
+    'with "verified" and the first denial.',
+    "report": "Re-render .discover/report.md from the journal of the last run, and print it.",
+    "diff": "Show what NEW grants that OLD did not, and the reverse.",
+}
 
 log = structlog.get_logger("discover")
 SUBCOMMANDS = ("run", "parse", "verify", "report", "diff")
 
 
 # --- logging --------------------------------------------------------------------------------
+
+
+class _Stderr(io.TextIOBase):
+    """sys.stderr as it is when written to (the live view redirects it above its display)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:
@@ -81,7 +115,7 @@ def configure_logging(fmt: str, verbose: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if verbose else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: structlog.PrintLogger(cast("TextIO", _Stderr())),
         cache_logger_on_first_use=False,
     )
     for noisy in ("botocore", "boto3", "urllib3"):
@@ -117,14 +151,22 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--break-lock", action="store_true", help="take over a role lock left by a dead run"
     )
-    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="progress on stderr: auto (a live view on a terminal, log lines otherwise), "
+        "console log lines, or JSON lines",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs, and the deploy's raw output"
+    )
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"discover {command}" if command != "run" else "discover",
-        description=__doc__,
+        description=DESCRIPTION if command == "run" else _SUBCOMMAND_HELP[command],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"discover {__version__}")
@@ -144,7 +186,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "aws_iam_policy_document, a CloudFormation managed policy, or a Serverless "
             "deploymentRole template (.discover/policy.json stays JSON)",
         )
-        parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
+        parser.add_argument(
+            "--quiet", action="store_true", help="no progress on stderr, only warnings"
+        )
         parser.add_argument(
             "--allow",
             action="append",
@@ -225,9 +269,17 @@ def run_main(argv: Sequence[str]) -> int:
         if name in offline:
             return offline[name](args, sys.stdout)
         config = build_config(_flags(args, command))
+        verbose = bool(getattr(args, "verbose", False))
         if name == "verify":
-            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout)
-        return cmd_run(config, sys.stdout, quiet=bool(args.quiet), fmt=Format(args.format))
+            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout, verbose=verbose)
+        return cmd_run(
+            config,
+            sys.stdout,
+            quiet=bool(args.quiet),
+            fmt=Format(args.format),
+            log_format=args.log_format,
+            verbose=verbose,
+        )
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -244,357 +296,86 @@ def run_main(argv: Sequence[str]) -> int:
         return 130
 
 
-# --- environments: the local sandbox or AWS -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Environment:
-    """Where a run happens: the admin session, the sandbox role, and (locally) the endpoint."""
-
-    session: Any
-    role_arn: str
-    endpoint: str | None
-    account: str | None  # the account the local sandbox announced; None on AWS
+# --- progress: the live view or log lines ------------------------------------------------
 
 
 @contextlib.contextmanager
-def environment(config: Config) -> Iterator[Environment]:
-    """The admin identity and the sandbox role, on AWS or in a new local sandbox."""
-    import boto3
-
-    if not config.local:
-        assert config.role_arn is not None
-        # An endpoint the user set (an AWS-compatible emulator) is the deploy's endpoint too.
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-        session = boto3.Session(region_name=config.region)
-        yield Environment(session, config.role_arn, endpoint, None)
+def progress(fmt: str, *, quiet: bool) -> Iterator[tuple[EventSink | None, OutputWatcher | None]]:
+    """The sink that shows a run's events: the live view on a terminal, else log lines."""
+    if quiet:
+        yield None, None
         return
-    from discover.local.process import LocalSandbox
+    if fmt == "auto" and sys.stderr.isatty():
+        from rich.console import Console
 
-    with LocalSandbox(region=config.region) as info:
-        session = boto3.Session(
-            aws_access_key_id=info.access_key_id,
-            aws_secret_access_key=info.secret_access_key,
-            region_name=config.region,
-        )
-        log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
-        yield Environment(session, info.role_arn, info.endpoint, info.account)
+        from discover.live_view import LiveView
 
-
-def _make_sandbox(config: Config, env: Environment) -> Any:
-    """The sandbox, once the guard rails agree: accounts, the role, the session length."""
-    from discover.guard import check_accounts
-    from discover.sandbox import AwsSandbox
-
-    sandbox = AwsSandbox(
-        env.session,
-        role_arn=env.role_arn,
-        policy_name=config.policy_name,
-        stack_name=config.stack_name,
-        region=config.region,
-        endpoint_url=env.endpoint,
-    )
-    identity = sandbox.admin_identity()
-    check_accounts(
-        admin_account=identity["account"],
-        role_arn=env.role_arn,
-        sandbox_account=config.sandbox_account or env.account,
-    )
-    limit = sandbox.check_role()
-    if config.session_duration_s > limit:
-        msg = (
-            f"--duration-seconds {config.session_duration_s} exceeds the role's "
-            f"MaxSessionDuration ({limit} s)"
-        )
-        raise ConfigError(msg, tip=f"Use at most {limit}, or raise the role's MaxSessionDuration.")
-    return sandbox
+        with LiveView(Console(stderr=True)) as view:
+            yield view, view
+        return
+    yield LogSink(log), None
 
 
-def _session_name() -> str:
-    """This run's session name: only denials of exactly this session are the run's own."""
-    import secrets
+def _confirmer(view: EventSink | None) -> Any:
+    """The grant decision's confirmations: a yes at the terminal; no terminal, no yes."""
+    from discover.gate import prompt_line
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"discover-{stamp}-{secrets.token_hex(4)}"
+    def confirm(decision: Any) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        paused = getattr(view, "paused", None)
+        with paused() if paused is not None else contextlib.nullcontext():
+            answer = input(prompt_line(decision))
+        return answer.strip().lower() in {"y", "yes"}
 
-
-def _make_sessions(config: Config, env: Environment, session_name: str | None = None) -> Any:
-    from discover.credentials import RoleSession
-
-    kwargs: dict[str, Any] = {"region_name": config.region}
-    if env.endpoint:
-        kwargs["endpoint_url"] = env.endpoint
-    return RoleSession(
-        env.session.client("sts", **kwargs),
-        env.role_arn,
-        session_name=session_name or _session_name(),
-        duration_s=config.session_duration_s,
-    )
-
-
-def _make_deployer(config: Config, env: Environment, logs_dir: Path, *, quiet: bool) -> Any:
-    from discover.isolation import prepare
-    from discover.runner import CommandDeployer
-
-    isolation = prepare(config.state_dir)
-    if isolation.warning:
-        log.warning("deploy_not_isolated", detail=isolation.warning)
-    else:
-        log.info("deploy_isolated", detail=isolation.describe())
-    return CommandDeployer(
-        config.deploy_command,
-        cwd=config.service_dir,
-        region=config.region,
-        logs_dir=logs_dir,
-        timeout_s=config.run_timeout_s,
-        endpoint_url=env.endpoint,
-        echo=None if quiet else sys.stderr,
-        isolation=isolation,
-    )
+    return confirm
 
 
 # --- discover (run) -------------------------------------------------------------------------
 
 
-def _fresh_journal(state_dir: Path, signer: Any = None) -> Journal:
-    path = state_dir / "journal.jsonl"
-    if path.exists():  # keep the previous run's record
-        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
-        path.rename(state_dir / f"journal-{stamp}.jsonl")
-    return Journal(path, signer=signer)
-
-
-def _gate(config: Config, env: Environment, session: str, journal: Journal, backup: Any) -> Any:
-    """The grant gate of this run: the fence, the role's own policies, the user's flags."""
-    from discover.gate import FenceInputs, Gate
-
-    account = env.role_arn.split(":")[4]
-    return Gate(
-        FenceInputs(
-            stack_name=config.stack_name,
-            service=config.service,
-            stage=config.stage,
-            region=config.region,
-            account=account,
-            service_dir=config.service_dir,
-            deployment_bucket=config.deployment_bucket,
-        ),
-        role_arn=env.role_arn,
-        session=session,
-        role_policies=frozenset(backup.get("attached", [])) if backup else frozenset(),
-        high_risk=config.high_risk,
-        allow=config.allow,
-        allow_accounts=frozenset(config.allow_accounts),
-        yes=config.yes,
-        record=journal.append,
-    )
-
-
-def _confirm(decision: Any) -> bool:
-    """A yes at the terminal; no terminal, no yes."""
-    from discover.gate import prompt_line
-
-    if not sys.stdin.isatty():
-        return False
-    return input(prompt_line(decision)).strip().lower() in {"y", "yes"}
-
-
-def _refuser(gate: Any) -> Any:
-    """The loop's ``refuse`` hook: the grant decision, then a yes for what needs one."""
-    from discover.decision import Verdict
-    from discover.gate import refusal_line
-
-    def refuse(evidence: list[Evidence]) -> list[Evidence]:
-        refused = []
-        for item, decision in gate.decide(evidence):
-            if decision.verdict is Verdict.ALLOW:
-                continue
-            if decision.verdict is Verdict.CONFIRM and _confirm(decision):
-                continue
-            print(refusal_line(decision), file=sys.stderr)
-            refused.append(item)
-        return refused
-
-    return refuse
-
-
-def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = Format.JSON) -> int:
-    state_dir = config.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(UTC)
-    with environment(config) as env:
-        sandbox = _make_sandbox(config, env)
-        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
-            if config.restore:
-                return _restore(config, env, sandbox)
-            session_name = _session_name()
-            journal, settings, gate = _open_journal(config, env, sandbox, session_name)
-            try:
-                outcome = discover(
-                    _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
-                    sandbox,
-                    _make_sessions(config, env, session_name),
-                    journal,
-                    settings,
-                    refuse=_refuser(gate),
-                    refine=gate.refine,
-                )
-            except Exception:
-                _write_partial(config, journal)
-                raise
-    wall = (datetime.now(UTC) - started).total_seconds()
-    _write_outputs(config, outcome, journal, fmt)
-    out.write(render(outcome.policy, fmt, name=config.stack_name))
-    _summarise(config, outcome, wall)
-    quota = check_quota(outcome.policy)
+def cmd_run(
+    config: Config,
+    out: TextIO,
+    *,
+    quiet: bool = False,
+    fmt: Format = Format.JSON,
+    log_format: str = "auto",
+    verbose: bool = False,
+) -> int:
+    if config.restore:
+        role_arn = restore_role(config)
+        print(
+            f"discover: restored {config.policy_name} on {role_arn} as it was before.",
+            file=sys.stderr,
+        )
+        return 0
+    with progress(log_format, quiet=quiet) as (sink, watch):
+        hooks = Hooks(
+            sinks=(sink,) if sink is not None else (),
+            watch=watch,
+            echo=sys.stderr if verbose and watch is None else None,
+            confirm=_confirmer(sink),
+        )
+        result = run_discover(config, hooks, fmt)
+    out.write(result.rendered)
+    _summarise(config, result)
+    quota = check_quota(result.outcome.policy)
     if not quota.fits_managed:
         print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
-    return outcome.reason.exit_code
+    return result.outcome.reason.exit_code
 
 
-def _signer(env: Environment) -> Any:
-    from discover.journal_auth import Signer, load_key
-
-    return Signer(load_key(), env.role_arn, env.role_arn.split(":")[4])
-
-
-def _open_journal(
-    config: Config, env: Environment, sandbox: Any, session_name: str
-) -> tuple[Journal, LoopSettings, Any]:
-    """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
-
-    Each line is authenticated (``journal_auth``); ``--resume`` accepts only a journal that
-    verifies for this role and account, and re-applies its policy only through the gate.
-    """
-    from discover.gate import check_own_policy
-    from discover.journal_auth import authenticated_records
-    from discover.ownership import session_arn
-
-    settings = LoopSettings(
-        max_iterations=config.max_iterations,
-        propagation_waits_s=config.propagation_waits_s,
-        session_arn=session_arn(env.role_arn, session_name),
-    )
-    signer = _signer(env)
-    if config.resume:
-        journal = Journal(config.state_dir / "journal.jsonl", signer=signer)
-        records = authenticated_records(journal.path, signer)
-        state = resume_state(records, stack_name=config.stack_name)
-        backup = next((r["backup"] for r in records if r["event"] == "backup"), None)
-        gate = _gate(config, env, str(settings.session_arn), journal, backup)
-        _check_resumed_policy(gate, state.policy)
-        remaining = config.max_iterations - state.last_iteration
-        if remaining < 1:
-            used = f"{state.last_iteration} of {config.max_iterations}"
-            msg = f"the interrupted run already used {used} runs"
-            raise ConfigError(msg, tip="Raise --max-iterations to go on.")
-        journal.append("resumed", iteration=state.last_iteration + 1)
-        settings = replace(
-            settings,
-            max_iterations=remaining,
-            initial_policy=state.policy,
-            first_iteration=state.last_iteration + 1,
-        )
-        return journal, settings, gate
-    journal = _fresh_journal(config.state_dir, signer)
-    journal.append(
-        "started",
-        role_arn=env.role_arn,
-        policy_name=config.policy_name,
-        stack_name=config.stack_name,
-        region=config.region,
-        stage=config.stage,
-        command=list(config.deploy_command),
-        local=config.local,
-        max_iterations=config.max_iterations,
-    )
-    backup = sandbox.backup()
-    journal.append("backup", role_arn=env.role_arn, backup=backup)
-    check_own_policy(
-        backup["inline"].get(config.policy_name),
-        policy_name=config.policy_name,
-        role_arn=env.role_arn,
-    )
-    others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
-    if others:
-        log.warning(
-            "role_has_other_policies",
-            policies=others,
-            hint="their permissions will not be discovered; use a role with none",
-        )
-    return journal, settings, _gate(config, env, str(settings.session_arn), journal, backup)
-
-
-def _check_resumed_policy(gate: Any, policy: PolicyDocument) -> None:
-    """The journal's last policy goes back on the role only if the gate would grant it now."""
-    from discover.decision import Verdict
-    from discover.gate import refusal_line
-
-    for decision in gate.decide_policy(policy):
-        if decision.verdict is Verdict.ALLOW:
-            continue
-        if decision.verdict is Verdict.CONFIRM and _confirm(decision):
-            continue
-        print(refusal_line(decision), file=sys.stderr)
-        msg = "the interrupted run's policy holds a grant the grant decision does not allow"
-        raise ConfigError(msg, tip="Confirm it (--allow ACTION, --yes), or run without --resume.")
-
-
-def _restore(config: Config, env: Environment, sandbox: Any) -> int:
-    """Put back the backup discover read from AWS (from an authenticated journal only)."""
-    from discover.gate import check_own_policy
-    from discover.journal_auth import trusted_backup
-
-    backup = trusted_backup(config.state_dir, _signer(env))
-    check_own_policy(
-        sandbox.backup()["inline"].get(config.policy_name),
-        policy_name=config.policy_name,
-        role_arn=env.role_arn,
-    )
-    check_own_policy(
-        backup.get("inline", {}).get(config.policy_name),
-        policy_name=config.policy_name,
-        role_arn=env.role_arn,
-    )
-    sandbox.restore(backup)
-    print(
-        f"discover: restored {config.policy_name} on {sandbox.role_arn} as it was before.",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _write_partial(config: Config, journal: Journal) -> None:
-    """After an error mid-run: the policy as far as the journal knows it, and the report."""
-    records = list(read_journal(journal.path))
-    policies = [r["policy"] for r in records if "policy" in r]
-    if policies:
-        policy = PolicyDocument.from_dict(policies[-1])
-        (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
-    (config.state_dir / "report.md").write_text(render_report(records), encoding="utf-8")
-
-
-def _write_outputs(
-    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
-) -> None:
-    state_dir = config.state_dir
-    (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(
-        render_report(list(read_journal(journal.path))), encoding="utf-8"
-    )
-    if config.out is not None:
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        config.out.write_text(render(outcome.policy, fmt, name=config.stack_name), "utf-8")
-
-
-def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
+def _summarise(config: Config, result: DiscoverResult) -> None:
+    outcome = result.outcome
     runs = len(outcome.iterations)
     actions = len(outcome.policy.actions)
     state = config.state_dir
     lines = []
     if outcome.reason is StopReason.SUCCEEDED:
         lines.append(
-            f"discover: converged: {runs} deploy run(s), {actions} action(s), {wall_s:.0f} s."
+            f"discover: converged: {runs} deploy run(s), {actions} action(s), "
+            f"{result.wall_s:.0f} s."
         )
     else:
         lines.append(
@@ -628,73 +409,40 @@ def _unfixable_tip(denial: Denial) -> str:
 # --- verify ---------------------------------------------------------------------------------
 
 
-def _verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
-    """The policy to verify, and the managed policies to attach when it is not one inline policy.
-
-    One file within the role's inline quota is put inline, as discover runs; several files (a
-    split) or one over the quota are attached as managed policies, each within its quota.
-    """
-    parts = [load_policy(p) for p in paths]
-    whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
-    if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
-        return whole, ()
-    if all(p.size() <= MANAGED_POLICY_QUOTA for p in parts):
-        return whole, tuple(parts)
-    return whole, split_for_quota(whole, MANAGED_POLICY_QUOTA)
-
-
-def cmd_verify(config: Config, policy_paths: Sequence[Path], out: TextIO) -> int:
-    """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
-    policy, managed = _verify_parts(policy_paths)
-    policy_path = ", ".join(str(p) for p in policy_paths)
-    state_dir = config.state_dir / "verify"
-    with environment(config) as env:
-        sandbox = _make_sandbox(config, env)
-        from discover.gate import check_own_policy
-
-        check_own_policy(
-            sandbox.backup()["inline"].get(config.policy_name),
-            policy_name=config.policy_name,
-            role_arn=env.role_arn,
-        )
-        previous = sandbox.read_policy()
-        sandbox.prepare()
-        if sandbox.stack_status() is not None and not config.local:
-            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
-            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
-        sandbox.apply_policy(PolicyDocument() if managed else policy)
-        attached = sandbox.attach_managed(managed) if managed else []
-        try:
-            sessions = _make_sessions(config, env)
-            deployer = _make_deployer(config, env, state_dir, quiet=False)
-            started = datetime.now(UTC)
-            result = deployer.deploy(sessions.current(), 1)
-            denials = () if result.succeeded else collect_denials(result, sandbox, started)
-        finally:
-            sandbox.delete_stack()
-            sandbox.detach_managed(attached)
-            sandbox.apply_policy(previous or PolicyDocument())
+def cmd_verify(
+    config: Config, policy_paths: Sequence[Path], out: TextIO, *, verbose: bool = False
+) -> int:
+    """Deploy once, from scratch, with only the policy; print the verdict as JSON."""
+    verdict: VerifyResult = run_verify(
+        config, policy_paths, Hooks(echo=sys.stderr if verbose else None)
+    )
+    denials = verdict.denials
     record = {
-        "verified": result.succeeded,
-        "policy": policy_path,
-        "managed_policies": len(managed),
-        "actions": len(policy.actions),
-        "duration_s": result.duration_s,
+        "verified": verdict.verified,
+        "policy": verdict.policy_path,
+        "managed_policies": verdict.managed,
+        "actions": len(verdict.policy.actions),
+        "duration_s": verdict.result.duration_s,
         "first_denial": _denial_json(denials[0]) if denials else None,
     }
     out.write(json.dumps(record, indent=2) + "\n")
-    if result.succeeded:
-        print(f"discover: verified: the deploy succeeds with only {policy_path}.", file=sys.stderr)
-        return 0
-    if denials:
+    if verdict.verified:
+        print(
+            f"discover: verified: the deploy succeeds with only {verdict.policy_path}.",
+            file=sys.stderr,
+        )
+    elif denials:
         d = denials[0]
         print(
             f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}",
             file=sys.stderr,
         )
-        return 1
-    print(f"discover: not verified: the deploy failed:\n{result.tail(15)}", file=sys.stderr)
-    return 4
+    else:
+        print(
+            f"discover: not verified: the deploy failed:\n{verdict.result.tail(15)}",
+            file=sys.stderr,
+        )
+    return verdict.exit_code
 
 
 # --- parse and report -----------------------------------------------------------------------
@@ -748,11 +496,11 @@ def cmd_parse(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     state_dir = Path(args.service_dir or ".").resolve() / ".discover"
     path = state_dir / "journal.jsonl"
-    records = list(read_journal(path))
-    if not records:
+    events = read_events(path)
+    if not events:
         msg = f"no journal at {path}"
         raise DiscoverError(msg, tip="Run discover in this service folder first.", exit_code=2)
-    report = render_report(records)
+    report = render_report(events)
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
     return 0

@@ -24,6 +24,7 @@ from discover.iamdb import Action
 from discover.ownership import Owner, attribute
 from discover.policy import Grant, PolicyDocument, PolicyError
 from discover.risks import md_code, md_text
+from discover.run_events import Event, FenceDrawn, GrantsDecided
 
 
 class PlannedGrant(Protocol):
@@ -104,7 +105,7 @@ class Gate:
     allow: tuple[str, ...] = ()
     allow_accounts: frozenset[str] = frozenset()
     yes: bool = False
-    record: Callable[..., None] = lambda event, **fields: None
+    record: Callable[[Event], None] = lambda event: None
     _last_fence: list[str] = field(default_factory=list)
 
     def rules(self) -> Rules:
@@ -112,7 +113,7 @@ class Gate:
         described = fence.describe()
         if described != self._last_fence:
             self._last_fence = described
-            self.record("fence", lines=described)
+            self.record(FenceDrawn(tuple(described)))
         return Rules(
             role_arn=self.role_arn,
             fence=fence,
@@ -145,7 +146,7 @@ class Gate:
         """The verdict on each planned grant, journaled."""
         rules = self.rules()
         decided = [(item, decide(item.grant, rules, self.owner(item.denial))) for item in planned]
-        self.record("grant_decisions", decisions=[_record(i, d, self) for i, d in decided])
+        self.record(GrantsDecided(tuple(_record(i, d, self) for i, d in decided)))
         return decided
 
     def decide_policy(self, policy: PolicyDocument) -> list[Decision]:
@@ -153,8 +154,7 @@ class Gate:
         rules = self.rules()
         decided = [decide(grant, rules, Owner.SESSION) for grant in sorted(policy.grants)]
         self.record(
-            "grant_decisions",
-            decisions=[_decision_record(d, Owner.SESSION, "resume") for d in decided],
+            GrantsDecided(tuple(_decision_record(d, Owner.SESSION, "resume") for d in decided))
         )
         return decided
 
@@ -193,14 +193,14 @@ def refusal_line(decision: Decision) -> str:
 # --- the review report's section ----------------------------------------------------------
 
 
-def review_section(records: Sequence[Mapping[str, Any]], policy: PolicyDocument) -> list[str]:
+def review_section(events: Sequence[Event], policy: PolicyDocument) -> list[str]:
     """The fence, every IAM write and ``sts:AssumeRole``, and what was refused or confirmed."""
     lines = ["## Safety", ""]
-    fences = [r for r in records if r.get("event") == "fence"]
+    fences = [e for e in events if isinstance(e, FenceDrawn)]
     if fences:
         lines.append("The service's fence (grants inside it were made without asking):")
         lines.append("")
-        lines += [f"- {md_text(str(line))}" for line in fences[-1].get("lines", [])]
+        lines += [f"- {md_text(line)}" for line in fences[-1].lines]
     else:
         lines.append("No fence was recorded (a journal from before the grant decision).")
     iam_writes = sorted(g for g in policy.grants if _is_iam_write(g.action))
@@ -209,7 +209,7 @@ def review_section(records: Sequence[Mapping[str, Any]], policy: PolicyDocument)
     lines += [f"- {md_code(g.action)} on {md_code(g.resource)}" for g in iam_writes + assume] or [
         "- none"
     ]
-    decisions = [d for r in records if r.get("event") == "grant_decisions" for d in r["decisions"]]
+    decisions = [d for e in events if isinstance(e, GrantsDecided) for d in e.decisions]
     notable = [d for d in decisions if d.get("verdict") != "allow" or d.get("approved_by")]
     lines += ["", "Grants refused or confirmed:", ""]
     for d in notable:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from discover.errors import DiscoverError
+from discover.run_events import Event, decode
 
 KEY_FILE = "journal.key"
 MAC_FIELD = "mac"
@@ -138,6 +139,19 @@ def authenticated_records(path: Path, signer: Signer) -> list[dict[str, Any]]:
         records.append(record)
         previous = mac
     return records
+
+
+def authenticated_events(path: Path, signer: Signer) -> tuple[Event, ...]:
+    """The journal's typed events, after every line verified (``authenticated_records``)."""
+    found: list[Event] = []
+    for record in authenticated_records(path, signer):
+        try:
+            event = decode(record)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if event is not None:
+            found.append(event)
+    return tuple(found)
 
 
 def _untrusted(path: Path, signer: Signer, why: str) -> NoReturn:

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from discover.journal import Journal, read_journal
+from discover.policy import PolicyDocument
+from discover.run_events import Backup, Granted, Resumed, Started
 from discover.journal_auth import (
     JournalTrustError,
     Signer,
+    authenticated_events,
     authenticated_records,
     load_key,
     state_home,
@@ -30,9 +33,9 @@ def signer(tmp_path: Path) -> Signer:
 
 def write_run(path: Path, signer: Signer | None) -> None:
     journal = Journal(path, signer=signer)
-    journal.append("started", role_arn=ROLE, stack_name="s-dev")
-    journal.append("backup", role_arn=ROLE, backup=BACKUP)
-    journal.append("granted", iteration=1, policy={"Statement": []})
+    journal.emit(Started(ROLE, "discover", "s-dev", "us-east-1", "dev", ("sls",), False, 20))
+    journal.emit(Backup(ROLE, BACKUP))
+    journal.emit(Granted(1, (), PolicyDocument()))
 
 
 def test_key_is_created_once_readable_by_the_user_only(tmp_path: Path) -> None:
@@ -63,6 +66,8 @@ def test_own_journal_verifies_and_reads_as_before(tmp_path: Path, signer: Signer
     write_run(path, signer)
     records = authenticated_records(path, signer)
     assert [r["event"] for r in records] == ["started", "backup", "granted"]
+    events = authenticated_events(path, signer)
+    assert [type(e) for e in events] == [Started, Backup, Granted]
     assert [r["event"] for r in read_journal(path)] == ["started", "backup", "granted"]
 
 
@@ -70,7 +75,7 @@ def test_chain_goes_on_after_reopening(tmp_path: Path, signer: Signer) -> None:
     """A journal reopened (--resume) continues the chain; it still verifies whole."""
     path = tmp_path / "journal.jsonl"
     write_run(path, signer)
-    Journal(path, signer=signer).append("resumed", iteration=2)
+    Journal(path, signer=signer).emit(Resumed(2))
     assert authenticated_records(path, signer)[-1]["event"] == "resumed"
 
 
@@ -142,8 +147,7 @@ def test_restore_takes_the_oldest_authenticated_backup(tmp_path: Path, signer: S
     state = tmp_path / ".discover"
     state.mkdir()
     shipped = state / "journal-0.jsonl"
-    journal = Journal(shipped)
-    journal.append("backup", role_arn=ROLE, backup={"inline": {"discover": {"Statement": []}}})
+    Journal(shipped).emit(Backup(ROLE, {"inline": {"discover": {"Statement": []}}}))
     write_run(state / "journal-20260101T000000.jsonl", signer)
     assert trusted_backup(state, signer) == BACKUP
 

@@ -19,9 +19,9 @@ import botocore.exceptions
 import pytest
 
 from discover.denials import Reason
-from discover.events import denials_from_events
 from discover.local.authorize import read_authorization_log
 from discover.local.process import LocalSandbox, LocalSandboxInfo
+from discover.stack_events import denials_from_events
 from tests.conftest import admin_session, role_session
 
 pytestmark = pytest.mark.sandbox

@@ -1,0 +1,493 @@
+"""The application layer: discover and verify as workflows over the ports.
+
+``cli.py`` parses, configures, calls one of these, prints what it returns, and exits; the
+workflows raise ``DiscoverError`` and return frozen results. Here the environment is chosen
+(AWS, or a new local sandbox), the implementations are built behind their Protocols (so mypy
+checks ``AwsSandbox`` against ``AdminSandbox``), and the journal is opened, resumed, backed up
+and restored. Phases (create, update, no-op, remove) are workflows of the same kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from discover.config import Config, ConfigError
+from discover.decision import Decision, Verdict
+from discover.denials import Denial
+from discover.formats import Format, render
+from discover.gate import FenceInputs, Gate, check_own_policy
+from discover.journal import Journal, read_events
+from discover.journal_auth import Signer, authenticated_events, load_key, trusted_backup
+from discover.lock import RunLock
+from discover.loop import LoopSettings, Outcome, collect_denials, discover, resume_state
+from discover.ownership import session_arn
+from discover.policy import (
+    INLINE_ROLE_POLICIES_QUOTA,
+    MANAGED_POLICY_QUOTA,
+    PolicyDocument,
+    load_policy,
+    split_for_quota,
+)
+from discover.ports import AdminSandbox, Deployer, DeployResult, EventSink, OutputWatcher, Sessions
+from discover.report import render_report
+from discover.run_events import (
+    Backup,
+    Broadcast,
+    Evidence,
+    Resumed,
+    Started,
+    last_policy,
+)
+
+log = structlog.get_logger("discover")
+
+Refuse = Callable[[list[Evidence]], list[Evidence]]
+
+
+# --- environments: the local sandbox or AWS -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where a run happens: the admin session, the sandbox role, and (locally) the endpoint."""
+
+    session: Any
+    role_arn: str
+    endpoint: str | None
+    account: str | None  # the account the local sandbox announced; None on AWS
+
+
+@contextlib.contextmanager
+def environment(config: Config) -> Iterator[Environment]:
+    """The admin identity and the sandbox role, on AWS or in a new local sandbox."""
+    import boto3
+
+    if not config.local:
+        assert config.role_arn is not None
+        # An endpoint the user set (an AWS-compatible emulator) is the deploy's endpoint too.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        session = boto3.Session(region_name=config.region)
+        yield Environment(session, config.role_arn, endpoint, None)
+        return
+    from discover.local.process import LocalSandbox
+
+    with LocalSandbox(region=config.region) as info:
+        session = boto3.Session(
+            aws_access_key_id=info.access_key_id,
+            aws_secret_access_key=info.secret_access_key,
+            region_name=config.region,
+        )
+        log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
+        yield Environment(session, info.role_arn, info.endpoint, info.account)
+
+
+def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
+    """The sandbox, once the guard rails agree: accounts, the role, the session length."""
+    from discover.guard import check_accounts
+    from discover.sandbox import AwsSandbox
+
+    sandbox: AdminSandbox = AwsSandbox(
+        env.session,
+        role_arn=env.role_arn,
+        policy_name=config.policy_name,
+        stack_name=config.stack_name,
+        region=config.region,
+        endpoint_url=env.endpoint,
+    )
+    identity = sandbox.admin_identity()
+    check_accounts(
+        admin_account=identity["account"],
+        role_arn=env.role_arn,
+        sandbox_account=config.sandbox_account or env.account,
+    )
+    limit = sandbox.check_role()
+    if config.session_duration_s > limit:
+        msg = (
+            f"--duration-seconds {config.session_duration_s} exceeds the role's "
+            f"MaxSessionDuration ({limit} s)"
+        )
+        raise ConfigError(msg, tip=f"Use at most {limit}, or raise the role's MaxSessionDuration.")
+    return sandbox
+
+
+def session_name() -> str:
+    """A new session name: only denials of exactly this session are the run's own."""
+    import secrets
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"discover-{stamp}-{secrets.token_hex(4)}"
+
+
+def make_sessions(config: Config, env: Environment, name: str | None = None) -> Sessions:
+    from discover.credentials import RoleSession
+
+    kwargs: dict[str, Any] = {"region_name": config.region}
+    if env.endpoint:
+        kwargs["endpoint_url"] = env.endpoint
+    return RoleSession(
+        env.session.client("sts", **kwargs),
+        env.role_arn,
+        session_name=name or session_name(),
+        duration_s=config.session_duration_s,
+    )
+
+
+def make_deployer(
+    config: Config,
+    env: Environment,
+    logs_dir: Path,
+    *,
+    echo: TextIO | None = None,
+    watch: OutputWatcher | None = None,
+) -> Deployer:
+    from discover.isolation import prepare
+    from discover.runner import CommandDeployer
+
+    isolation = prepare(config.state_dir)
+    if isolation.warning:
+        log.warning("deploy_not_isolated", detail=isolation.warning)
+    else:
+        log.debug("deploy_isolated", detail=isolation.describe())
+    return CommandDeployer(
+        config.deploy_command,
+        cwd=config.service_dir,
+        region=config.region,
+        logs_dir=logs_dir,
+        timeout_s=config.run_timeout_s,
+        endpoint_url=env.endpoint,
+        echo=echo,
+        watch=watch,
+        isolation=isolation,
+    )
+
+
+# --- discover -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the CLI plugs into a workflow: where events go, who sees the output, who confirms."""
+
+    sinks: tuple[EventSink, ...] = ()
+    watch: OutputWatcher | None = None
+    echo: TextIO | None = None  # the deploy's output, raw (only with --verbose, never stdout)
+    # A yes for a grant the decision wants confirmed (the CLI asks at a terminal).
+    confirm: Callable[[Decision], bool] = field(default=lambda decision: False)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverResult:
+    """A finished discovery: the outcome, how long it took, and the files it wrote."""
+
+    outcome: Outcome
+    wall_s: float
+    rendered: str  # the policy in the requested format (what stdout gets)
+    other_policies: tuple[str, ...] = ()  # policies on the role discover does not own
+
+
+def fresh_journal(state_dir: Path, signer: Signer | None = None) -> Journal:
+    """A new journal; the previous run's is kept beside it under its time."""
+    path = state_dir / "journal.jsonl"
+    if path.exists():
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+        path.rename(state_dir / f"journal-{stamp}.jsonl")
+    return Journal(path, signer=signer)
+
+
+def journal_signer(env: Environment) -> Signer:
+    """This machine's journal key, for this role and account (``journal_auth``)."""
+    return Signer(load_key(), env.role_arn, env.role_arn.split(":")[4])
+
+
+def make_gate(
+    config: Config, env: Environment, session: str, events: EventSink, backup: Any
+) -> Gate:
+    """The grant gate of this run: the fence, the role's own policies, the user's flags."""
+    return Gate(
+        FenceInputs(
+            stack_name=config.stack_name,
+            service=config.service,
+            stage=config.stage,
+            region=config.region,
+            account=env.role_arn.split(":")[4],
+            service_dir=config.service_dir,
+            deployment_bucket=config.deployment_bucket,
+        ),
+        role_arn=env.role_arn,
+        session=session,
+        role_policies=frozenset(backup.get("attached", [])) if backup else frozenset(),
+        high_risk=config.high_risk,
+        allow=config.allow,
+        allow_accounts=frozenset(config.allow_accounts),
+        yes=config.yes,
+        record=events.emit,
+    )
+
+
+def _refused(decision: Decision, confirm: Callable[[Decision], bool]) -> bool:
+    """True unless the decision allows the grant, or a person confirmed it."""
+    if decision.verdict is Verdict.ALLOW:
+        return False
+    if decision.verdict is Verdict.CONFIRM and confirm(decision):
+        return False
+    from discover.decision import shown
+
+    log.warning(
+        "grant_refused",
+        verdict=decision.verdict.value,
+        action=shown(decision.grant.action),
+        resource=shown(decision.grant.resource),
+        reason=shown(decision.reason),
+    )
+    return True
+
+
+def refuser(gate: Gate, confirm: Callable[[Decision], bool]) -> Refuse:
+    """The loop's ``refuse`` hook: the grant decision, then a yes for what needs one."""
+
+    def refuse(evidence: list[Evidence]) -> list[Evidence]:
+        return [item for item, decision in gate.decide(evidence) if _refused(decision, confirm)]
+
+    return refuse
+
+
+def open_journal(
+    config: Config,
+    env: Environment,
+    sandbox: AdminSandbox,
+    events: EventSink,
+    *,
+    session: str,
+    confirm: Callable[[Decision], bool] = lambda decision: False,
+) -> tuple[Journal, LoopSettings, tuple[str, ...], Gate]:
+    """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
+
+    Returns the journal, the loop's settings, the role's policies discover does not own, and
+    the run's grant gate. The start events go to ``events`` (the journal among them). Each
+    journal line is authenticated: ``--resume`` takes only a journal that verifies for this
+    role and account, and puts its policy back only through the grant decision.
+    """
+    settings = LoopSettings(
+        max_iterations=config.max_iterations,
+        propagation_waits_s=config.propagation_waits_s,
+        session_arn=session,
+    )
+    signer = journal_signer(env)
+    if config.resume:
+        journal = Journal(config.state_dir / "journal.jsonl", signer=signer)
+        past = authenticated_events(journal.path, signer)
+        state = resume_state(past, stack_name=config.stack_name)
+        backup = next((dict(e.backup) for e in past if isinstance(e, Backup)), None)
+        gate = make_gate(config, env, session, Broadcast((journal, events)), backup)
+        if any(_refused(d, confirm) for d in gate.decide_policy(state.policy)):
+            msg = "the interrupted run's policy holds a grant the grant decision does not allow"
+            raise ConfigError(
+                msg, tip="Confirm it (--allow ACTION, --yes), or run without --resume."
+            )
+        remaining = config.max_iterations - state.last_iteration
+        if remaining < 1:
+            used = f"{state.last_iteration} of {config.max_iterations}"
+            msg = f"the interrupted run already used {used} runs"
+            raise ConfigError(msg, tip="Raise --max-iterations to go on.")
+        started = next((e for e in past if isinstance(e, Started)), None)
+        if started is not None:
+            events.emit(started)  # the view's header; the journal has it already
+        Broadcast((journal, events)).emit(Resumed(state.last_iteration + 1))
+        settings = replace(
+            settings,
+            max_iterations=remaining,
+            initial_policy=state.policy,
+            first_iteration=state.last_iteration + 1,
+        )
+        return journal, settings, (), gate
+    journal = fresh_journal(config.state_dir, signer)
+    sink = Broadcast((journal, events))
+    sink.emit(
+        Started(
+            role_arn=env.role_arn,
+            policy_name=config.policy_name,
+            stack_name=config.stack_name,
+            region=config.region,
+            stage=config.stage,
+            command=tuple(config.deploy_command),
+            local=config.local,
+            max_iterations=config.max_iterations,
+        )
+    )
+    backup = sandbox.backup()
+    sink.emit(Backup(env.role_arn, backup))
+    # Before the loop's first write: never delete or overwrite a policy discover did not write.
+    check_own_policy(
+        backup["inline"].get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=env.role_arn,
+    )
+    others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
+    gate = make_gate(config, env, session, sink, backup)
+    return journal, settings, tuple(others), gate
+
+
+def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
+    """The default command: find the policy, write policy.json, report.md and --out."""
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    view = Broadcast(hooks.sinks)
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+            name = session_name()
+            journal, settings, others, gate = open_journal(
+                config,
+                env,
+                sandbox,
+                view,
+                session=session_arn(env.role_arn, name),
+                confirm=hooks.confirm,
+            )
+            if others:
+                log.warning(
+                    "role_has_other_policies",
+                    policies=list(others),
+                    hint="their permissions will not be discovered; use a role with none",
+                )
+            events = Broadcast((journal, *hooks.sinks))
+            deployer = make_deployer(
+                config, env, state_dir / "iterations", echo=hooks.echo, watch=hooks.watch
+            )
+            try:
+                outcome = discover(
+                    deployer,
+                    sandbox,
+                    make_sessions(config, env, name),
+                    events,
+                    settings,
+                    refuse=refuser(gate, hooks.confirm),
+                    refine=gate.refine,
+                )
+            except Exception:
+                write_partial(config, journal)
+                raise
+    wall = (datetime.now(UTC) - started).total_seconds()
+    rendered = write_outputs(config, outcome, journal, fmt)
+    return DiscoverResult(outcome, wall, rendered, others)
+
+
+def restore_role(config: Config) -> str:
+    """``--restore``: the role's policy back as it was before discover first ran here."""
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+            # Only the backup discover read from AWS, in a journal it can authenticate.
+            backup = trusted_backup(state_dir, journal_signer(env))
+            for document in (
+                sandbox.backup()["inline"].get(config.policy_name),
+                backup.get("inline", {}).get(config.policy_name),
+            ):
+                check_own_policy(document, policy_name=config.policy_name, role_arn=env.role_arn)
+            sandbox.restore(backup)
+            return sandbox.role_arn
+
+
+def write_partial(config: Config, journal: Journal) -> None:
+    """After an error mid-run: the policy as far as the journal knows it, and the report."""
+    events = read_events(journal.path)
+    policy = last_policy(events)
+    if policy.grants:
+        (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
+    (config.state_dir / "report.md").write_text(render_report(events), encoding="utf-8")
+
+
+def write_outputs(
+    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
+) -> str:
+    """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy."""
+    state_dir = config.state_dir
+    (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
+    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
+    rendered = render(outcome.policy, fmt, name=config.stack_name)
+    if config.out is not None:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        config.out.write_text(rendered, "utf-8")
+    return rendered
+
+
+# --- verify -------------------------------------------------------------------------------
+
+
+def verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
+    """The policy to verify, and the managed policies to attach when it is not one inline policy.
+
+    One file within the role's inline quota is put inline, as discover runs; several files (a
+    split) or one over the quota are attached as managed policies, each within its quota.
+    """
+    parts = [load_policy(p) for p in paths]
+    whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
+    if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
+        return whole, ()
+    if all(p.size() <= MANAGED_POLICY_QUOTA for p in parts):
+        return whole, tuple(parts)
+    return whole, split_for_quota(whole, MANAGED_POLICY_QUOTA)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Whether the deploy succeeded with only the policy, and the first denial if not."""
+
+    policy: PolicyDocument
+    policy_path: str
+    managed: int
+    result: DeployResult
+    denials: tuple[Denial, ...]
+
+    @property
+    def verified(self) -> bool:
+        return self.result.succeeded
+
+    @property
+    def exit_code(self) -> int:
+        if self.verified:
+            return 0
+        return 1 if self.denials else 4
+
+
+def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> VerifyResult:
+    """Deploy once, from scratch, with only the policy; remove what was deployed."""
+    policy, managed = verify_parts(policy_paths)
+    state_dir = config.state_dir / "verify"
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        check_own_policy(
+            sandbox.backup()["inline"].get(config.policy_name),
+            policy_name=config.policy_name,
+            role_arn=env.role_arn,
+        )
+        previous = sandbox.read_policy()
+        sandbox.prepare()
+        if sandbox.stack_status() is not None and not config.local:
+            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
+            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
+        sandbox.apply_policy(PolicyDocument() if managed else policy)
+        attached = sandbox.attach_managed(managed) if managed else []
+        try:
+            sessions = make_sessions(config, env)
+            deployer = make_deployer(config, env, state_dir, echo=hooks.echo, watch=hooks.watch)
+            started = datetime.now(UTC)
+            result = deployer.deploy(sessions.current(), 1)
+            denials = () if result.succeeded else collect_denials(result, sandbox, started)
+        finally:
+            sandbox.delete_stack()
+            sandbox.detach_managed(attached)
+            sandbox.apply_policy(previous or PolicyDocument())
+    path = ", ".join(str(p) for p in policy_paths)
+    return VerifyResult(policy, path, len(managed), result, denials)
