@@ -366,6 +366,12 @@ def cmd_run(
     return result.outcome.reason.exit_code
 
 
+def _shown(text: str) -> str:
+    from discover.decision import shown
+
+    return shown(text)
+
+
 def _summarise(config: Config, result: DiscoverResult) -> None:
     outcome = result.outcome
     runs = len(outcome.iterations)
@@ -382,7 +388,8 @@ def _summarise(config: Config, result: DiscoverResult) -> None:
             f"discover: stopped ({outcome.reason.value}) after {runs} run(s): {outcome.detail}."
         )
         for denial in outcome.blocking:
-            what = f"{denial.action or '?'} on {denial.resource or '?'}"
+            # Untrusted text: no control character or policy variable printed raw.
+            what = _shown(f"{denial.action or '?'} on {denial.resource or '?'}")
             lines.append(f"  denied: {what} ({denial.reason.value})")
             if not denial.reason.fixable:
                 lines.append(f"  Tip: {_unfixable_tip(denial)}")

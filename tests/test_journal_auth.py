@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from discover.journal import Journal, read_journal
-from discover.policy import PolicyDocument
-from discover.run_events import Backup, Granted, Resumed, Started
 from discover.journal_auth import (
     JournalTrustError,
     Signer,
@@ -21,6 +19,8 @@ from discover.journal_auth import (
     state_home,
     trusted_backup,
 )
+from discover.policy import PolicyDocument
+from discover.run_events import Backup, Granted, Resumed, Started
 
 ROLE = "arn:aws:iam::111122223333:role/sandbox"
 BACKUP = {"inline": {}, "attached": []}
