@@ -26,8 +26,15 @@ from discover.formats import Format, render
 from discover.gate import FenceInputs, Gate, check_own_policy
 from discover.journal import Journal, read_events
 from discover.journal_auth import Signer, authenticated_events, load_key, trusted_backup
+from discover.lifecycle import Step, steps
 from discover.lock import RunLock
-from discover.loop import LoopSettings, Outcome, collect_denials, discover, resume_state
+from discover.loop import (
+    LoopSettings,
+    Outcome,
+    collect_denials,
+    discover,
+    resume_state,
+)
 from discover.ownership import session_arn
 from discover.policy import (
     INLINE_ROLE_POLICIES_QUOTA,
@@ -36,14 +43,25 @@ from discover.policy import (
     load_policy,
     split_for_quota,
 )
-from discover.ports import AdminSandbox, Deployer, DeployResult, EventSink, OutputWatcher, Sessions
+from discover.ports import (
+    AdminSandbox,
+    Credentials,
+    Deployer,
+    DeployResult,
+    EventSink,
+    OutputWatcher,
+    Sessions,
+)
 from discover.report import render_report
 from discover.run_events import (
     Backup,
     Broadcast,
     Evidence,
+    PhaseStarted,
     Resumed,
     Started,
+    Stopped,
+    StopReason,
     last_policy,
 )
 
@@ -147,6 +165,7 @@ def make_deployer(
     *,
     echo: TextIO | None = None,
     watch: OutputWatcher | None = None,
+    command: Sequence[str] | None = None,
 ) -> Deployer:
     from discover.isolation import prepare
     from discover.runner import CommandDeployer
@@ -157,7 +176,7 @@ def make_deployer(
     else:
         log.debug("deploy_isolated", detail=isolation.describe())
     return CommandDeployer(
-        config.deploy_command,
+        tuple(command) if command is not None else config.deploy_command,
         cwd=config.service_dir,
         region=config.region,
         logs_dir=logs_dir,
@@ -267,13 +286,14 @@ def open_journal(
     *,
     session: str,
     confirm: Callable[[Decision], bool] = lambda decision: False,
-) -> tuple[Journal, LoopSettings, tuple[str, ...], Gate]:
+) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None, Gate]:
     """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
 
-    Returns the journal, the loop's settings, the role's policies discover does not own, and
-    the run's grant gate. The start events go to ``events`` (the journal among them). Each
-    journal line is authenticated: ``--resume`` takes only a journal that verifies for this
-    role and account, and puts its policy back only through the grant decision.
+    Returns the journal, the loop's settings, the role's policies discover does not own,
+    (resuming) the step the interrupted run was in, and the run's grant gate. The start events
+    go to the journal and to ``events`` (the view). Each journal line is authenticated:
+    ``--resume`` takes only a journal that verifies for this role and account, and puts its
+    policy back only through the grant decision.
     """
     settings = LoopSettings(
         max_iterations=config.max_iterations,
@@ -307,7 +327,7 @@ def open_journal(
             initial_policy=state.policy,
             first_iteration=state.last_iteration + 1,
         )
-        return journal, settings, (), gate
+        return journal, settings, (), state.step, gate
     journal = fresh_journal(config.state_dir, signer)
     sink = Broadcast((journal, events))
     sink.emit(
@@ -332,11 +352,93 @@ def open_journal(
     )
     others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
     gate = make_gate(config, env, session, sink, backup)
-    return journal, settings, tuple(others), gate
+    return journal, settings, tuple(others), None, gate
+
+
+class StepDeployer:
+    """A step's ``Deployer``: deploys the stack first when the step needs one and it is not
+    there (with the same session and the policy so far), then runs the step's command."""
+
+    def __init__(
+        self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox
+    ) -> None:
+        self._step = step
+        self._run = run
+        self._setup = setup
+        self._sandbox = sandbox
+
+    def deploy(self, credentials: Credentials, iteration: int) -> DeployResult:
+        if self._step.needs_stack and not self._sandbox.deployed():
+            result = self._setup.deploy(credentials, iteration)
+            if not result.succeeded:
+                return result  # its denials are the create phase's, learned all the same
+        return self._run.deploy(credentials, iteration)
+
+
+def plan(config: Config) -> tuple[Step, ...]:
+    """The steps of the configured phases."""
+    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    return steps(
+        config.phases,
+        deploy_command=config.deploy_command,
+        remove_command=config.remove_command,
+        serverless=serverless,
+    )
+
+
+def run_steps(
+    workflow: Sequence[Step],
+    deployer_for: Callable[[Step], Deployer],
+    *,
+    sandbox: AdminSandbox,
+    sessions: Sessions,
+    events: EventSink,
+    settings: LoopSettings,
+    refuse: Refuse,
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
+) -> Outcome:
+    """The loop once per step, each starting from the policy the steps before it learned.
+
+    Stops at the first step that does not succeed; the last ``Stopped`` is the run's.
+    """
+    policy = settings.initial_policy
+    number = settings.first_iteration
+    iterations: list[Any] = []
+    for step in workflow:
+        events.emit(PhaseStarted(step.phase.value, step.name, number))
+        step_settings = replace(
+            settings, initial_policy=policy, first_iteration=number, announce_success=False
+        )
+        outcome = discover(
+            deployer_for(step),
+            sandbox,
+            sessions,
+            events,
+            step_settings,
+            refuse=refuse,
+            refine=refine,
+        )
+        iterations += outcome.iterations
+        policy = outcome.policy
+        number = iterations[-1].number + 1 if iterations else number
+        if outcome.reason is not StopReason.SUCCEEDED:
+            detail = f"{step.name}: {outcome.detail}"
+            return replace(outcome, iterations=tuple(iterations), detail=detail)
+    names = ", ".join(step.name for step in workflow)
+    detail = f"{names} passed after {len(iterations)} run(s)"
+    events.emit(Stopped(StopReason.SUCCEEDED, detail))
+    return Outcome(tuple(iterations), policy, StopReason.SUCCEEDED, detail)
+
+
+def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]:
+    """The steps from the one an interrupted run was in (all of them when it names none)."""
+    names = [s.name for s in workflow]
+    return workflow[names.index(step) :] if step in names else workflow
 
 
 def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
-    """The default command: find the policy, write policy.json, report.md and --out."""
+    """The default command: find the policy for every phase; write policy.json, report.md
+    and --out."""
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -345,7 +447,7 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
         sandbox = make_sandbox(config, env)
         with RunLock(state_dir, sandbox, break_lock=config.break_lock):
             name = session_name()
-            journal, settings, others, gate = open_journal(
+            journal, settings, others, step, gate = open_journal(
                 config,
                 env,
                 sandbox,
@@ -360,16 +462,29 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                     hint="their permissions will not be discovered; use a role with none",
                 )
             events = Broadcast((journal, *hooks.sinks))
-            deployer = make_deployer(
-                config, env, state_dir / "iterations", echo=hooks.echo, watch=hooks.watch
-            )
-            try:
-                outcome = discover(
-                    deployer,
+            logs = state_dir / "iterations"
+
+            def deployer_for(step: Step) -> Deployer:
+                def make(command: Sequence[str], folder: Path) -> Deployer:
+                    return make_deployer(
+                        config, env, folder, echo=hooks.echo, watch=hooks.watch, command=command
+                    )
+
+                return StepDeployer(
+                    step,
+                    make(step.command, logs),
+                    make(config.deploy_command, logs / "setup"),
                     sandbox,
-                    make_sessions(config, env, name),
-                    events,
-                    settings,
+                )
+
+            try:
+                outcome = run_steps(
+                    _remaining(plan(config), step),
+                    deployer_for,
+                    sandbox=sandbox,
+                    sessions=make_sessions(config, env, name),
+                    events=events,
+                    settings=settings,
                     refuse=refuser(gate, hooks.confirm),
                     refine=gate.refine,
                 )
@@ -441,18 +556,46 @@ def verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDoc
 
 
 @dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """One step of a verify: did it pass with only the policy, and its first denial if not."""
+
+    name: str
+    result: DeployResult | None  # None: not run (an earlier step failed)
+    denials: tuple[Denial, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.succeeded
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """Whether the deploy succeeded with only the policy, and the first denial if not."""
+    """Whether every step succeeded with only the policy, and the first denial if not."""
 
     policy: PolicyDocument
     policy_path: str
     managed: int
-    result: DeployResult
-    denials: tuple[Denial, ...]
+    steps: tuple[StepVerdict, ...]
 
     @property
     def verified(self) -> bool:
-        return self.result.succeeded
+        return all(step.ok for step in self.steps)
+
+    @property
+    def failed(self) -> StepVerdict | None:
+        return next((step for step in self.steps if not step.ok), None)
+
+    @property
+    def result(self) -> DeployResult:
+        """The deciding run: the first that failed, else the last."""
+        ran = [step for step in self.steps if step.result is not None]
+        chosen = self.failed if self.failed is not None and self.failed.result else ran[-1]
+        assert chosen.result is not None
+        return chosen.result
+
+    @property
+    def denials(self) -> tuple[Denial, ...]:
+        return self.failed.denials if self.failed is not None else ()
 
     @property
     def exit_code(self) -> int:
@@ -462,9 +605,12 @@ class VerifyResult:
 
 
 def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> VerifyResult:
-    """Deploy once, from scratch, with only the policy; remove what was deployed."""
+    """Every configured step, from scratch, with only the policy and the sandbox role's
+    credentials (create, update, no-op update, remove); the admin cleans up after."""
     policy, managed = verify_parts(policy_paths)
     state_dir = config.state_dir / "verify"
+    workflow = plan(config)
+    verdicts: list[StepVerdict] = []
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
         check_own_policy(
@@ -481,13 +627,21 @@ def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> Ve
         attached = sandbox.attach_managed(managed) if managed else []
         try:
             sessions = make_sessions(config, env)
-            deployer = make_deployer(config, env, state_dir, echo=hooks.echo, watch=hooks.watch)
-            started = datetime.now(UTC)
-            result = deployer.deploy(sessions.current(), 1)
-            denials = () if result.succeeded else collect_denials(result, sandbox, started)
+            for number, step in enumerate(workflow, start=1):
+                if verdicts and not verdicts[-1].ok:
+                    verdicts.append(StepVerdict(step.name, None))
+                    continue
+                deployer = make_deployer(
+                    config, env, state_dir, echo=hooks.echo, watch=hooks.watch, command=step.command
+                )
+                started = datetime.now(UTC)
+                result = deployer.deploy(sessions.current(), number)
+                denials = () if result.succeeded else collect_denials(result, sandbox, started)
+                verdicts.append(StepVerdict(step.name, result, denials))
         finally:
-            sandbox.delete_stack()
+            if sandbox.stack_status() is not None:
+                sandbox.delete_stack()
             sandbox.detach_managed(attached)
             sandbox.apply_policy(previous or PolicyDocument())
     path = ", ".join(str(p) for p in policy_paths)
-    return VerifyResult(policy, path, len(managed), result, denials)
+    return VerifyResult(policy, path, len(managed), tuple(verdicts))
