@@ -359,9 +359,7 @@ class StepDeployer:
     """A step's ``Deployer``: deploys the stack first when the step needs one and it is not
     there (with the same session and the policy so far), then runs the step's command."""
 
-    def __init__(
-        self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox
-    ) -> None:
+    def __init__(self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox) -> None:
         self._step = step
         self._run = run
         self._setup = setup

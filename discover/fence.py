@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from discover import iamdb
 from discover.iamdb import Action
@@ -134,6 +135,11 @@ class Fence:
             ):
                 return None
             return f"a {service} resource, and the template creates no {service} resources"
+        inner = unquote(name)
+        if inner.startswith("arn:") and inner != resource:
+            # A resource named by another's ARN (API Gateway's /tags/URL-ENCODED-ARN): it is
+            # the service's when that resource is.
+            return self.outside(action, inner)
         last = name.rsplit("/", 1)[-1]
         if self.owns_name(last, case_insensitive=service == "s3"):
             return None
