@@ -99,6 +99,10 @@ def is_write(action: Action) -> bool:
     return any(w in level for w in _WRITE_LEVELS)
 
 
+def _levels(action: Action) -> set[str]:
+    return {level.strip() for level in iamdb.access_level(action).split(",")}
+
+
 def unsafe_text(text: str) -> str | None:
     """Why ``text`` must never be granted on: a control character or a policy variable."""
     for char in text:
@@ -163,7 +167,10 @@ def _confirmations(grant: Grant, rules: Rules) -> list[str]:
     if action in KEY_POLICY_ACTIONS:
         reasons.append("a key policy decides who may use the key")
     types = iamdb.resource_types(action)
-    if grant.resource == "*" and types:
+    # NOTE: CloudFormation tags every taggable resource it creates with the caller's
+    # permissions, and the denial of a tagging call often names no resource: tagging alone
+    # on * is not confirmed (it changes no data and no permission).
+    if grant.resource == "*" and types and "Tagging" not in _levels(action):
         reasons.append("every resource (*), for an action IAM can scope")
     located = locate(action, grant.resource) if grant.resource != "*" else None
     kinds = {rt.key for rt in types} & IAM_IDENTITY_KINDS
@@ -212,6 +219,10 @@ def refine(grant: Grant, fence: Fence) -> tuple[Grant, ...]:
     Returns the grant unchanged when the template names none of the action's resources.
     """
     if grant.resource != "*" or not iamdb.resource_types(grant.action):
+        return (grant,)
+    if not _levels(grant.action) <= {"Read", "List"}:
+        # Only reads are narrowed: a write's real resource may take another form of the ARN
+        # (a log group's ``:*``) than the template's name gives.
         return (grant,)
     derived = fence.derive(grant.action)
     if not derived:

@@ -303,6 +303,7 @@ TABLE: list[tuple[str, str, str, Owner, Verdict, str]] = [
         Verdict.ALLOW,
         "",
     ),
+    ("tagging alone on *", "logs:TagResource", "*", Owner.SESSION, Verdict.ALLOW, ""),
     ("no resource type", "cloudformation:ValidateTemplate", "*", Owner.SESSION, Verdict.ALLOW, ""),
     (
         "the deployment bucket (generated name)",
