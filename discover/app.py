@@ -20,9 +20,12 @@ from typing import Any, TextIO
 import structlog
 
 from discover.config import Config, ConfigError
+from discover.decision import Decision, Verdict
 from discover.denials import Denial
 from discover.formats import Format, render
-from discover.journal import Journal, first_backup, read_events
+from discover.gate import FenceInputs, Gate, check_own_policy
+from discover.journal import Journal, read_events
+from discover.journal_auth import Signer, authenticated_events, load_key, trusted_backup
 from discover.lifecycle import Phase, Step, steps
 from discover.lock import RunLock
 from discover.loop import (
@@ -33,6 +36,7 @@ from discover.loop import (
     discover,
     resume_state,
 )
+from discover.ownership import session_arn
 from discover.policy import (
     INLINE_ROLE_POLICIES_QUOTA,
     MANAGED_POLICY_QUOTA,
@@ -133,17 +137,24 @@ def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
     return sandbox
 
 
-def make_sessions(config: Config, env: Environment) -> Sessions:
+def session_name() -> str:
+    """A new session name: only denials of exactly this session are the run's own."""
+    import secrets
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"discover-{stamp}-{secrets.token_hex(4)}"
+
+
+def make_sessions(config: Config, env: Environment, name: str | None = None) -> Sessions:
     from discover.credentials import RoleSession
 
     kwargs: dict[str, Any] = {"region_name": config.region}
     if env.endpoint:
         kwargs["endpoint_url"] = env.endpoint
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return RoleSession(
         env.session.client("sts", **kwargs),
         env.role_arn,
-        session_name=f"discover-{stamp}",
+        session_name=name or session_name(),
         duration_s=config.session_duration_s,
     )
 
@@ -157,8 +168,14 @@ def make_deployer(
     watch: OutputWatcher | None = None,
     command: Sequence[str] | None = None,
 ) -> Deployer:
+    from discover.isolation import prepare
     from discover.runner import CommandDeployer
 
+    isolation = prepare(config.state_dir)
+    if isolation.warning:
+        log.warning("deploy_not_isolated", detail=isolation.warning)
+    else:
+        log.debug("deploy_isolated", detail=isolation.describe())
     return CommandDeployer(
         tuple(command) if command is not None else config.deploy_command,
         cwd=config.service_dir,
@@ -168,6 +185,7 @@ def make_deployer(
         endpoint_url=env.endpoint,
         echo=echo,
         watch=watch,
+        isolation=isolation,
     )
 
 
@@ -181,7 +199,8 @@ class Hooks:
     sinks: tuple[EventSink, ...] = ()
     watch: OutputWatcher | None = None
     echo: TextIO | None = None  # the deploy's output, raw (only with --verbose, never stdout)
-    refuse: Refuse = field(default=lambda evidence: [])
+    # A yes for a grant the decision wants confirmed (the CLI asks at a terminal).
+    confirm: Callable[[Decision], bool] = field(default=lambda decision: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,31 +213,106 @@ class DiscoverResult:
     other_policies: tuple[str, ...] = ()  # policies on the role discover does not own
 
 
-def fresh_journal(state_dir: Path) -> Journal:
+def fresh_journal(state_dir: Path, signer: Signer | None = None) -> Journal:
     """A new journal; the previous run's is kept beside it under its time."""
     path = state_dir / "journal.jsonl"
     if path.exists():
         stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
         path.rename(state_dir / f"journal-{stamp}.jsonl")
-    return Journal(path)
+    return Journal(path, signer=signer)
+
+
+def journal_signer(env: Environment) -> Signer:
+    """This machine's journal key, for this role and account (``journal_auth``)."""
+    return Signer(load_key(), env.role_arn, env.role_arn.split(":")[4])
+
+
+def make_gate(
+    config: Config, env: Environment, session: str, events: EventSink, backup: Any
+) -> Gate:
+    """The grant gate of this run: the fence, the role's own policies, the user's flags."""
+    return Gate(
+        FenceInputs(
+            stack_name=config.stack_name,
+            service=config.service,
+            stage=config.stage,
+            region=config.region,
+            account=env.role_arn.split(":")[4],
+            service_dir=config.service_dir,
+            deployment_bucket=config.deployment_bucket,
+        ),
+        role_arn=env.role_arn,
+        session=session,
+        role_policies=frozenset(backup.get("attached", [])) if backup else frozenset(),
+        high_risk=config.high_risk,
+        allow=config.allow,
+        allow_accounts=frozenset(config.allow_accounts),
+        yes=config.yes,
+        record=events.emit,
+    )
+
+
+def _refused(decision: Decision, confirm: Callable[[Decision], bool]) -> bool:
+    """True unless the decision allows the grant, or a person confirmed it."""
+    if decision.verdict is Verdict.ALLOW:
+        return False
+    if decision.verdict is Verdict.CONFIRM and confirm(decision):
+        return False
+    from discover.decision import shown
+
+    log.warning(
+        "grant_refused",
+        verdict=decision.verdict.value,
+        action=shown(decision.grant.action),
+        resource=shown(decision.grant.resource),
+        reason=shown(decision.reason),
+    )
+    return True
+
+
+def refuser(gate: Gate, confirm: Callable[[Decision], bool]) -> Refuse:
+    """The loop's ``refuse`` hook: the grant decision, then a yes for what needs one."""
+
+    def refuse(evidence: list[Evidence]) -> list[Evidence]:
+        return [item for item, decision in gate.decide(evidence) if _refused(decision, confirm)]
+
+    return refuse
 
 
 def open_journal(
-    config: Config, env: Environment, sandbox: AdminSandbox, events: EventSink
-) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None]:
+    config: Config,
+    env: Environment,
+    sandbox: AdminSandbox,
+    events: EventSink,
+    *,
+    session: str,
+    confirm: Callable[[Decision], bool] = lambda decision: False,
+) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None, Gate]:
     """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
 
-    Returns the journal, the loop's settings, the role's policies discover does not own, and
-    (resuming) the step the interrupted run was in. The start events go to the journal and
-    to ``events`` (the view).
+    Returns the journal, the loop's settings, the role's policies discover does not own,
+    (resuming) the step the interrupted run was in, and the run's grant gate. The start events
+    go to the journal and to ``events`` (the view). Each journal line is authenticated:
+    ``--resume`` takes only a journal that verifies for this role and account, and puts its
+    policy back only through the grant decision.
     """
     settings = LoopSettings(
-        max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
+        max_iterations=config.max_iterations,
+        propagation_waits_s=config.propagation_waits_s,
+        session_arn=session,
     )
+    signer = journal_signer(env)
     if config.resume:
-        journal = Journal(config.state_dir / "journal.jsonl")
-        past = read_events(journal.path)
+        journal = Journal(config.state_dir / "journal.jsonl", signer=signer)
+        past = authenticated_events(journal.path, signer)
         state = resume_state(past, stack_name=config.stack_name)
+        backup = next((dict(e.backup) for e in past if isinstance(e, Backup)), None)
+        gate = make_gate(config, env, session, Broadcast((journal, events)), backup)
+        if any(_refused(d, confirm) for d in gate.decide_policy(state.policy)):
+            msg = "the interrupted run's policy holds a grant the grant decision does not allow"
+            raise ConfigError(
+                msg, tip="Confirm it (--allow ACTION, --yes), or run without --resume."
+            )
         remaining = config.max_iterations - state.last_iteration
         if remaining < 1:
             used = f"{state.last_iteration} of {config.max_iterations}"
@@ -234,8 +328,8 @@ def open_journal(
             initial_policy=state.policy,
             first_iteration=state.last_iteration + 1,
         )
-        return journal, settings, (), state.step
-    journal = fresh_journal(config.state_dir)
+        return journal, settings, (), state.step, gate
+    journal = fresh_journal(config.state_dir, signer)
     sink = Broadcast((journal, events))
     sink.emit(
         Started(
@@ -251,8 +345,15 @@ def open_journal(
     )
     backup = sandbox.backup()
     sink.emit(Backup(env.role_arn, backup))
+    # Before the loop's first write: never delete or overwrite a policy discover did not write.
+    check_own_policy(
+        backup["inline"].get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=env.role_arn,
+    )
     others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
-    return journal, settings, tuple(others), None
+    gate = make_gate(config, env, session, sink, backup)
+    return journal, settings, tuple(others), None, gate
 
 
 class StepDeployer:
@@ -294,6 +395,7 @@ def run_steps(
     settings: LoopSettings,
     refuse: Refuse,
     strategy: GrantStrategy | None = None,
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
 ) -> Outcome:
     """The loop once per step, each starting from the policy the steps before it learned.
 
@@ -315,6 +417,7 @@ def run_steps(
             step_settings,
             refuse=refuse,
             strategy=strategy,
+            refine=refine,
         )
         iterations += outcome.iterations
         policy = outcome.policy
@@ -338,6 +441,7 @@ def run_with_strategy(
     events: EventSink,
     settings: LoopSettings,
     refuse: Refuse,
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
 ) -> Outcome:
     """The steps as the configured strategy runs them (``discover.strategies``): the
     predicting one for the create step, the loop for the steps after it (and for a resumed
@@ -361,6 +465,7 @@ def run_with_strategy(
             settings=settings,
             refuse=refuse,
             strategy=one,
+            refine=refine,
         )
     create = workflow[0]
     events.emit(PhaseStarted(create.phase.value, create.name, settings.first_iteration))
@@ -377,6 +482,7 @@ def run_with_strategy(
         events=events,
         settings=replace(settings, initial_policy=first.policy, first_iteration=number),
         refuse=refuse,
+        refine=refine,
     )
     return replace(rest, iterations=first.iterations + rest.iterations)
 
@@ -450,7 +556,15 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
         with RunLock(state_dir, sandbox, break_lock=config.break_lock):
-            journal, settings, others, step = open_journal(config, env, sandbox, view)
+            name = session_name()
+            journal, settings, others, step, gate = open_journal(
+                config,
+                env,
+                sandbox,
+                view,
+                session=session_arn(env.role_arn, name),
+                confirm=hooks.confirm,
+            )
             if others:
                 log.warning(
                     "role_has_other_policies",
@@ -482,7 +596,8 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                     sandbox=sandbox,
                     events=events,
                     settings=settings,
-                    refuse=hooks.refuse,
+                    refuse=refuser(gate, hooks.confirm),
+                    refine=gate.refine,
                 )
             except Exception:
                 write_partial(config, journal)
@@ -499,10 +614,13 @@ def restore_role(config: Config) -> str:
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
         with RunLock(state_dir, sandbox, break_lock=config.break_lock):
-            backup = first_backup(state_dir)
-            if backup is None:
-                msg = f"no backup of the role in {state_dir}"
-                raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
+            # Only the backup discover read from AWS, in a journal it can authenticate.
+            backup = trusted_backup(state_dir, journal_signer(env))
+            for document in (
+                sandbox.backup()["inline"].get(config.policy_name),
+                backup.get("inline", {}).get(config.policy_name),
+            ):
+                check_own_policy(document, policy_name=config.policy_name, role_arn=env.role_arn)
             sandbox.restore(backup)
             return sandbox.role_arn
 
@@ -606,6 +724,11 @@ def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> Ve
     verdicts: list[StepVerdict] = []
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
+        check_own_policy(
+            sandbox.backup()["inline"].get(config.policy_name),
+            policy_name=config.policy_name,
+            role_arn=env.role_arn,
+        )
         previous = sandbox.read_policy()
         sandbox.prepare()
         if sandbox.stack_status() is not None and not config.local:

@@ -35,7 +35,7 @@ from discover.log_sink import LogSink
 from discover.policy import check_quota, load_policy
 from discover.ports import EventSink, OutputWatcher
 from discover.report import render_report
-from discover.run_events import Evidence, StopReason
+from discover.run_events import StopReason
 
 DESCRIPTION = """\
 Find the least-privilege IAM policy your deploy needs.
@@ -206,7 +206,13 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="grant this high-risk action without asking (repeatable)",
         )
         parser.add_argument(
-            "--yes", action="store_true", help="grant high-risk actions without asking"
+            "--yes", action="store_true", default=None, help="grant what needs confirmation"
+        )
+        parser.add_argument(
+            "--allow-account",
+            action="append",
+            metavar="ID",
+            help="grant on resources in this other account without asking (repeatable)",
         )
         parser.add_argument(
             "--resume", action="store_true", help="continue the interrupted run in .discover/"
@@ -335,39 +341,19 @@ def progress(fmt: str, *, quiet: bool) -> Iterator[tuple[EventSink | None, Outpu
     yield LogSink(log), None
 
 
-def _refuser(config: Config, view: EventSink | None) -> Any:
-    """The loop's ``refuse`` hook: high-risk grants need --allow, --yes, or a yes at a prompt."""
-    from discover.guard import high_risk_grants
+def _confirmer(view: EventSink | None) -> Any:
+    """The grant decision's confirmations: a yes at the terminal; no terminal, no yes."""
+    from discover.gate import prompt_line
 
-    def ask(question: str) -> str:
+    def confirm(decision: Any) -> bool:
+        if not sys.stdin.isatty():
+            return False
         paused = getattr(view, "paused", None)
         with paused() if paused is not None else contextlib.nullcontext():
-            return input(question)
+            answer = input(prompt_line(decision))
+        return answer.strip().lower() in {"y", "yes"}
 
-    def refuse(evidence: list[Evidence]) -> list[Evidence]:
-        risky = high_risk_grants(
-            [e.grant for e in evidence],
-            config.high_risk,
-            allowed=config.allow,
-            stack_name=config.stack_name,
-        )
-        if not risky or config.yes:
-            return []
-        refused = []
-        for item in evidence:
-            if item.grant not in risky:
-                continue
-            if not sys.stdin.isatty():
-                refused.append(item)
-                continue
-            answer = ask(
-                f"discover: grant high-risk {item.grant.action} on {item.grant.resource}? [y/N] "
-            )
-            if answer.strip().lower() not in {"y", "yes"}:
-                refused.append(item)
-        return refused
-
-    return refuse
+    return confirm
 
 
 # --- discover (run) -------------------------------------------------------------------------
@@ -394,7 +380,7 @@ def cmd_run(
             sinks=(sink,) if sink is not None else (),
             watch=watch,
             echo=sys.stderr if verbose and watch is None else None,
-            refuse=_refuser(config, sink),
+            confirm=_confirmer(sink),
         )
         result = run_discover(config, hooks, fmt)
     out.write(result.rendered)
@@ -403,6 +389,12 @@ def cmd_run(
     if not quota.fits_managed:
         print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
     return result.outcome.reason.exit_code
+
+
+def _shown(text: str) -> str:
+    from discover.decision import shown
+
+    return shown(text)
 
 
 def _summarise(config: Config, result: DiscoverResult) -> None:
@@ -421,7 +413,8 @@ def _summarise(config: Config, result: DiscoverResult) -> None:
             f"discover: stopped ({outcome.reason.value}) after {runs} run(s): {outcome.detail}."
         )
         for denial in outcome.blocking:
-            what = f"{denial.action or '?'} on {denial.resource or '?'}"
+            # Untrusted text: no control character or policy variable printed raw.
+            what = _shown(f"{denial.action or '?'} on {denial.resource or '?'}")
             lines.append(f"  denied: {what} ({denial.reason.value})")
             if not denial.reason.fixable:
                 lines.append(f"  Tip: {_unfixable_tip(denial)}")

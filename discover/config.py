@@ -1,14 +1,21 @@
-"""``Config``: one run's settings from flags, ``discover.toml`` and ``serverless.yml``.
+"""``Config``: one run's settings from flags, the config files and ``serverless.yml``.
 
 Validated once, here.
 
-Precedence: command-line flags, then ``discover.toml`` in the service folder, then what
-``serverless.yml`` says (service name, stage, region), then defaults.
+Precedence: command-line flags, then ``discover.toml`` in the service folder, then the user's
+own ``config.toml`` (``$XDG_CONFIG_HOME/discover/``, by default ``~/.config/discover/``),
+then what ``serverless.yml`` says (service name, stage, region), then defaults.
+
+The service folder comes with the repository, which is untrusted: the keys that choose what
+discover writes to or deletes, confirm an account, or weaken a guard (``TRUSTED_KEYS``) are
+read only from the command line or the user's own file; a service-folder file that sets one
+is refused, naming the key. ``out`` from the service folder must stay inside it.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 import tomllib
@@ -19,11 +26,18 @@ from typing import Any
 
 import yaml
 
+from discover.decision import DEFAULT_HIGH_RISK
 from discover.errors import DiscoverError
-from discover.guard import DEFAULT_HIGH_RISK
+from discover.fence import deployment_bucket_of
 from discover.lifecycle import Phase, default_phases, parse_phases
 
 CONFIG_FILE = "discover.toml"
+USER_CONFIG_FILE = Path("discover") / "config.toml"
+# Keys only the user may set: they pick the role and the stack discover writes to and
+# deletes, confirm the account, or weaken the grant decision.
+TRUSTED_KEYS = frozenset(
+    {"sandbox_account", "high_risk", "allow", "yes", "allow_account", "role_arn", "stack_name"}
+)
 STATE_DIR = ".discover"
 DEFAULT_POLICY_NAME = "discover"
 DEFAULT_MAX_ITERATIONS = 20
@@ -68,6 +82,9 @@ class Config:
     high_risk: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     yes: bool = False
+    allow_accounts: tuple[str, ...] = ()
+    service: str | None = None  # serverless.yml's service name, for the fence
+    deployment_bucket: str | None = None  # serverless.yml's provider.deploymentBucket
     resume: bool = False
     restore: bool = False
     break_lock: bool = False
@@ -103,14 +120,39 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "keep_predicted": bool,
     "template": str,
     "trail_timeout": (int, float),
+    "yes": bool,
+    "allow_account": list,
     "phases": list,
     "remove_command": list,
 }
 
 
+def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/discover/config.toml``, by default ``~/.config/discover/config.toml``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / USER_CONFIG_FILE
+
+
 def read_toml(service_dir: Path) -> dict[str, Any]:
-    """The ``discover.toml`` of a service folder, keys normalised to snake_case."""
+    """The ``discover.toml`` of a service folder, keys normalised to snake_case.
+
+    Refuses a key of ``TRUSTED_KEYS``: the repository must not configure its own guards.
+    """
     path = service_dir / CONFIG_FILE
+    values = read_toml_file(path)
+    for key in sorted(values):
+        if key in TRUSTED_KEYS:
+            msg = f"{path}: {key} cannot be set in the service folder"
+            raise ConfigError(
+                msg,
+                tip=f"Pass it on the command line, or set it in your own {user_config_path()}.",
+            )
+    return values
+
+
+def read_toml_file(path: Path) -> dict[str, Any]:
+    """A discover config file, keys normalised to snake_case and type-checked; {} if absent."""
     if not path.exists():
         return {}
     try:
@@ -183,19 +225,29 @@ def _remove_command(flag: str | None, file_value: list[Any] | None) -> tuple[str
     return tuple(str(part) for part in file_value or ())
 
 
-def build_config(flags: Mapping[str, Any]) -> Config:
+def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pass over keys
     """Merge flags (None = not given) with discover.toml and serverless.yml; validate."""
     service_dir = Path(flags.get("service_dir") or ".").resolve()
     if not service_dir.is_dir():
         msg = f"service folder {service_dir} does not exist"
         raise ConfigError(msg, tip="Run discover in the service folder or pass --service-dir.")
+    if (service_dir / STATE_DIR).is_symlink():
+        msg = f"{service_dir / STATE_DIR} is a symbolic link"
+        raise ConfigError(msg, tip="discover writes its state there; make it a plain folder.")
     file_values = read_toml(service_dir)
+    user_values = read_toml_file(user_config_path())
 
     def pick(name: str, default: Any = None) -> Any:
         value = flags.get(name)
         if value is None:
             value = file_values.get(name)
+        if value is None:
+            value = user_values.get(name)
         return default if value is None else value
+
+    def trusted(name: str) -> Any:
+        value = flags.get(name)
+        return user_values.get(name) if value is None else value
 
     definition = read_serverless_yml(service_dir)
     command = tuple(flags.get("command") or ())
@@ -207,11 +259,11 @@ def build_config(flags: Mapping[str, Any]) -> Config:
     region = pick("region", _provider_value(definition, "region") or "us-east-1")
     stage = pick("stage", _provider_value(definition, "stage") or "dev")
     service = _service_name(definition)
-    stack_name = pick("stack_name", f"{service}-{stage}" if service else None)
+    stack_name = trusted("stack_name") or (f"{service}-{stage}" if service else None)
     if stack_name is None:
         msg = "cannot tell the stack name: serverless.yml names no plain service"
         raise ConfigError(msg, tip="Pass --stack-name NAME.")
-    role_arn = pick("role_arn")
+    role_arn = trusted("role_arn")
     local = bool(pick("local", False))
     max_iterations = int(pick("max_iterations", DEFAULT_MAX_ITERATIONS))
     policy_name = str(pick("policy_name", DEFAULT_POLICY_NAME))
@@ -221,12 +273,11 @@ def build_config(flags: Mapping[str, Any]) -> Config:
     waits = _waits(pick("propagation_waits", default_waits))
     session_duration = int(pick("duration_seconds", pick("session_duration", 3600)))
     # With --local, the sandbox announces its account; on AWS the user must name it.
-    sandbox_account = pick("sandbox_account")
+    sandbox_account = trusted("sandbox_account")
     if sandbox_account is not None and not _ACCOUNT.fullmatch(str(sandbox_account)):
         msg = f"--sandbox-account {sandbox_account!r} is not a 12-digit account id"
         raise ConfigError(msg)
-    high_risk = tuple(str(a) for a in pick("high_risk", DEFAULT_HIGH_RISK))
-    allow = tuple(str(a) for a in (flags.get("allow") or []) + list(file_values.get("allow", [])))
+    high_risk, allow, allow_accounts = _guard_settings(flags, user_values)
 
     _validate(
         role_arn=role_arn,
@@ -275,7 +326,10 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         sandbox_account=str(sandbox_account) if sandbox_account is not None else None,
         high_risk=high_risk,
         allow=allow,
-        yes=bool(flags.get("yes")),
+        yes=bool(trusted("yes")),
+        allow_accounts=allow_accounts,
+        service=service,
+        deployment_bucket=deployment_bucket_of(definition),
         resume=bool(flags.get("resume")),
         restore=bool(flags.get("restore")),
         break_lock=bool(flags.get("break_lock")),
@@ -320,12 +374,40 @@ def _strategy(
     return strategy, template
 
 
+def _guard_settings(
+    flags: Mapping[str, Any], user_values: Mapping[str, Any]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """high_risk, allow and allow_account: from the flags and the user's own file only."""
+    listed = flags.get("high_risk")
+    if listed is None:
+        listed = user_values.get("high_risk")
+    high_risk = tuple(str(a) for a in (DEFAULT_HIGH_RISK if listed is None else listed))
+    allow = tuple(str(a) for a in (flags.get("allow") or []) + list(user_values.get("allow", [])))
+    allow_accounts = tuple(
+        str(a)
+        for a in (flags.get("allow_account") or []) + list(user_values.get("allow_account", []))
+    )
+    for account in allow_accounts:
+        if not _ACCOUNT.fullmatch(account):
+            msg = f"--allow-account {account!r} is not a 12-digit account id"
+            raise ConfigError(msg)
+    return high_risk, allow, allow_accounts
+
+
 def _out_path(flag: str | None, from_file: str | None, service_dir: Path) -> Path | None:
-    """A flag is relative to where discover runs; discover.toml's to the service folder."""
+    """A flag is relative to where discover runs; discover.toml's to the service folder.
+
+    The service folder's ``out`` must stay inside it (symbolic links resolved): the
+    repository must not make discover write elsewhere.
+    """
     if flag:
         return Path(flag).resolve()
     if from_file:
-        return (service_dir / from_file).resolve()
+        path = (service_dir / from_file).resolve()
+        if not path.is_relative_to(service_dir) or path == service_dir:
+            msg = f"{service_dir / CONFIG_FILE}: out {from_file!r} is outside the service folder"
+            raise ConfigError(msg, tip="Use a path inside it, or pass --out on the command line.")
+        return path
     return None
 
 

@@ -56,6 +56,9 @@ def assume_role(
         secret_access_key=raw["SecretAccessKey"],
         session_token=raw["SessionToken"],
         expiration=expiration,
+        # The session's own ARN as STS names it: only denials of exactly this principal are
+        # the run's (``ownership``).
+        arn=str(answer.get("AssumedRoleUser", {}).get("Arn") or "") or None,
     )
 
 

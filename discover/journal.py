@@ -13,9 +13,12 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discover.run_events import Backup, Event, decode, encode
+
+if TYPE_CHECKING:
+    from discover.journal_auth import Signer
 
 SCHEMA = 1
 
@@ -23,13 +26,24 @@ SCHEMA = 1
 class Journal:
     """The journal sink: appends each event to ``path``, flushed and fsynced before returning."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, signer: Signer | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # With a signer, each line carries a MAC chained to the one before (journal_auth).
+        self._signer = signer
+        self._previous = ""
+        if signer is not None:
+            from discover.journal_auth import last_mac
+
+            self._previous = last_mac(path)
 
     def emit(self, event: Event) -> None:
         record = {**encode(event), "time": datetime.now(UTC).isoformat(), "schema": SCHEMA}
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        if self._signer is not None:
+            text, self._previous = self._signer.seal(record, self._previous)
+            line = text + "\n"
+        else:
+            line = json.dumps(record, sort_keys=True, default=str) + "\n"
         # A previous run killed mid-line leaves no newline; start ours on a fresh line.
         prefix = "\n" if _ends_without_newline(self.path) else ""
         with self.path.open("a", encoding="utf-8") as handle:

@@ -26,6 +26,7 @@ from discover.denials import Denial, Reason, dedupe, denial_from_decoded, parse_
 from discover.errors import DiscoverError
 from discover.iamdb import Action
 from discover.known_messages import KnownMessage, Target, find_known_messages
+from discover.ownership import Owner, attribute
 from discover.policy import PolicyDocument
 from discover.ports import Deployer, DeployResult, EventSink, Sandbox, Sessions
 from discover.run_events import (
@@ -91,24 +92,15 @@ class LoopSettings:
     propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
     initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
     first_iteration: int = 1
+    session_arn: str | None = None  # this run's session: only its denials are its own
     # False for a step of a longer workflow (a phase): its success is not the end of the run,
     # so no ``Stopped`` is emitted for it (the workflow emits the last one).
     announce_success: bool = True
 
 
-def owns_principal(role_arn: str, principal: str | None) -> bool:
-    """True when ``principal`` is the sandbox role or one of its sessions (None: this run's)."""
-    if principal is None:
-        return True
-    parts = role_arn.split(":", 5)
-    if len(parts) < 6:
-        return False
-    account, role_path = parts[4], parts[5]
-    role_name = role_path.rsplit("/", 1)[-1]
-    if principal == role_arn:
-        return True
-    prefix = f"arn:{parts[1]}:sts::{account}:assumed-role/{role_name}/"
-    return principal.startswith(prefix)
+def foreign(denial: Denial, session: str | None) -> bool:
+    """Another principal's denial (``ownership``): reported, never granted."""
+    return attribute(denial, session) is Owner.FOREIGN
 
 
 def _is_expired_token(result: DeployResult) -> bool:
@@ -163,14 +155,19 @@ def _resolve_known_messages(messages: Iterable[KnownMessage], sandbox: Sandbox) 
 
 
 def plan_grants(
-    denials: Iterable[Denial], role_arn: str, policy: PolicyDocument, iteration: int
+    denials: Iterable[Denial],
+    role_arn: str,
+    policy: PolicyDocument,
+    iteration: int,
+    *,
+    session: str | None = None,
 ) -> tuple[list[Evidence], list[Denial], list[Denial]]:
     """Split denials into new grants, unfixable ones, and ones that cannot be granted."""
     grants: list[Evidence] = []
     unfixable: list[Denial] = []
     unresolved: list[Denial] = []
     for denial in denials:
-        if not owns_principal(role_arn, denial.principal):
+        if foreign(denial, session):
             continue  # someone else's denial: reported, never granted to the sandbox role
         if denial.reason is Reason.ENCODED:
             unresolved.append(denial)  # still encoded: the admin may not decode it
@@ -220,7 +217,7 @@ def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     if refused:
         return _Verdict(
             StopReason.REFUSED,
-            "a high-risk grant needs confirmation (--allow ACTION or --yes)",
+            "a grant was refused, or needs a confirmation nobody gave (--allow ACTION, --yes)",
             tuple(e.denial for e in refused),
         )
     if evidence:
@@ -245,7 +242,7 @@ def judge(  # noqa: PLR0911 - a decision table: one return per verdict
     )
 
 
-def discover(
+def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision per run
     deployer: Deployer,
     sandbox: Sandbox,
     sessions: Sessions,
@@ -256,13 +253,15 @@ def discover(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
     strategy: GrantStrategy | None = None,
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
 ) -> Outcome:
     """Run the loop until the deploy succeeds or a stop condition holds.
 
     Every step is emitted to ``events``. ``strategy`` chooses which planned grants a run makes
-    (default: all). ``refuse`` sees each batch of chosen grants before it is applied and
-    returns those that must not be made (high-risk actions nobody confirmed); any refusal
-    stops the loop.
+    (default: all). ``refine`` may narrow them (a ``*`` to the template's resources);
+    ``refuse`` sees each batch of chosen grants before it is applied and returns those that
+    must not be made (the grant decision's refusals, and confirmations nobody gave); any
+    refusal stops the loop.
     """
     strategy = strategy if strategy is not None else GrantAll()
     policy = settings.initial_policy
@@ -281,7 +280,8 @@ def discover(
         expired_retries = 0
         while number <= last:
             started = now()
-            result = _run_once(deployer, sandbox, sessions, events, number, last=last)
+            result, session = _run_once(deployer, sandbox, sessions, events, number, last=last)
+            session = session or settings.session_arn
             if result.succeeded or result.timed_out:
                 iterations.append(Iteration(number, result, (), (), policy))
                 if result.timed_out:
@@ -296,9 +296,11 @@ def discover(
             expired_retries = 0
             denials = collect_denials(result, sandbox, started)
             events.emit(DenialsFound(number, denials))
-            planned, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
-            evidence = strategy.choose(planned, denials) if planned else []
-            foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
+            planned, unfixable, unresolved = plan_grants(
+                denials, sandbox.role_arn, policy, number, session=session
+            )
+            evidence = refine(strategy.choose(planned, denials), policy) if planned else []
+            others = [d for d in denials if foreign(d, session)]
             refused = refuse(evidence) if evidence and not unfixable else []
             verdict = judge(
                 denials,
@@ -306,7 +308,7 @@ def discover(
                 unfixable,
                 unresolved,
                 can_wait=bool(waits),
-                foreign=foreign,
+                foreign=others,
                 refused=refused,
             )
             if verdict.stop is not None or verdict.wait:
@@ -361,7 +363,8 @@ def _run_once(
     number: int,
     *,
     last: int,
-) -> DeployResult:
+) -> tuple[DeployResult, str | None]:
+    """One deploy run, and the ARN of the session it ran as (when STS named it)."""
     sandbox.prepare()
     credentials = sessions.current()
     events.emit(RunStarted(number, last))
@@ -376,7 +379,7 @@ def _run_once(
             result.last_line[:300],
         )
     )
-    return result
+    return result, credentials.arn
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +423,6 @@ __all__ = [
     "Sessions",
     "StopReason",
     "discover",
-    "owns_principal",
+    "foreign",
     "resume_state",
 ]

@@ -38,6 +38,7 @@ class Credentials:
     secret_access_key: str
     session_token: str
     expiration: datetime
+    arn: str | None = None  # ``AssumedRoleUser.Arn``: the session's principal in a denial
 
     def __repr__(self) -> str:  # never print secrets, even in a traceback
         return f"Credentials(access_key_id={self.access_key_id!r}, expiration={self.expiration})"

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from discover import iamdb
+from discover.gate import review_section
 from discover.policy import Grant, PolicyDocument, check_quota, covers
 from discover.risks import md_code, md_text, render_flags, review_flags
 from discover.run_events import (
@@ -231,6 +232,7 @@ def render_report(events: Sequence[Event]) -> str:
     lines += ["", "## For the reviewer", ""]
     nothing = "- Nothing flagged: no escalation path, no wildcard, no IAM write."
     lines += render_flags(flags) or [nothing]
+    lines += ["", *review_section(events, policy)]
     lines += ["", "## Size", "", quota.describe()]
     lines += ["", "## Policy", "", *_fenced(policy.render_json(), "json")]
     if len(quota.parts) > 1:

@@ -244,6 +244,22 @@ class RemovalTest:
     grant: Evidence
 
 
+@dataclass(frozen=True, slots=True)
+class FenceDrawn:
+    """The service's fence as the grant decision sees it now (``fence.Fence.describe``)."""
+
+    kind: ClassVar[str] = "fence"
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantsDecided:
+    """The grant decision on a batch of planned grants (``gate``): one record per grant."""
+
+    kind: ClassVar[str] = "grant_decisions"
+    decisions: tuple[Mapping[str, Any], ...]
+
+
 Event = (
     Started
     | Backup
@@ -262,6 +278,8 @@ Event = (
     | TrailRead
     | PredictionsDropped
     | RemovalTest
+    | FenceDrawn
+    | GrantsDecided
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -282,6 +300,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TrailRead,
     PredictionsDropped,
     RemovalTest,
+    FenceDrawn,
+    GrantsDecided,
 )
 _BY_KIND: dict[str, type[Event]] = {t.kind: t for t in EVENT_TYPES}
 

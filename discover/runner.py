@@ -21,6 +21,7 @@ from typing import TextIO
 from discover.credentials import child_env
 from discover.denials import iter_denials
 from discover.errors import DiscoverError
+from discover.isolation import Isolation
 from discover.ports import Credentials, DeployResult, OutputWatcher
 
 TAIL_BYTES = 4 * 1024 * 1024
@@ -177,8 +178,10 @@ class CommandDeployer:
         endpoint_url: str | None = None,
         echo: TextIO | None = None,
         watch: OutputWatcher | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self._argv = tuple(argv)
+        self._isolation = isolation
         self._cwd = cwd
         self._region = region
         self._logs_dir = logs_dir
@@ -189,8 +192,12 @@ class CommandDeployer:
 
     def deploy(self, credentials: Credentials, iteration: int) -> DeployResult:
         env = child_env(credentials, self._region, endpoint_url=self._endpoint_url)
+        argv: Sequence[str] = self._argv
+        if self._isolation is not None:  # no path from the deploy to the admin's credentials
+            env = self._isolation.environment(env)
+            argv = self._isolation.wrap(argv, env)
         return run_command(
-            self._argv,
+            argv,
             env=env,
             cwd=self._cwd,
             log_path=self._logs_dir / f"{iteration:02d}.log",

@@ -22,9 +22,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +366,57 @@ def package_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+class _NoStackHandler(BaseHTTPRequestHandler):
+    """AWS as a packaging step may see it: no stack yet, and nothing else allowed.
+
+    The Serverless CLI asks CloudFormation for the stack while it packages a layer (to reuse
+    the last upload when the layer did not change); discover predicts the deploy from no
+    stack, so the truthful answer is CloudFormation's own missing-stack error. Any other call
+    is refused: packaging holds no identity.
+    """
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if b"Action=DescribeStacks" in body:
+            self._error(400, "ValidationError", "Stack with id offline does not exist")
+        else:
+            self._error(403, "AccessDenied", "packaging runs without AWS credentials")
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST  # noqa: N815 - http.server's names
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        text = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextmanager
+def _offline_aws() -> Iterator[dict[str, str]]:
+    """Environment for a packaging step: placeholder keys, and an endpoint on loopback that
+    answers as :class:`_NoStackHandler` (never a real AWS endpoint, never a real identity)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoStackHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "AWS_ACCESS_KEY_ID": "AKIAPACKAGEOFFLINE00",
+            "AWS_SECRET_ACCESS_KEY": "packaging-holds-no-identity",  # a placeholder
+        }
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def package_serverless(
     service_dir: Path,
     cli: Sequence[str],
@@ -376,15 +430,16 @@ def package_serverless(
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = [*cli, "package", "--stage", stage, "--region", region, "--package", str(out_dir)]
     try:
-        done = subprocess.run(
-            argv,
-            cwd=service_dir,
-            env=package_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        with _offline_aws() as offline:
+            done = subprocess.run(
+                argv,
+                cwd=service_dir,
+                env={**package_env(), **offline},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
     except FileNotFoundError as exc:
         msg = f"cannot package the service: {cli[0]} not found"
         raise TemplateError(msg, tip="Pass --cli PATH, or --template FILE.") from exc

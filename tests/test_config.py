@@ -68,6 +68,15 @@ def make_service(
     return root
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's own config file, in a folder of the test's (empty unless a test writes it)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    path = tmp_path / "xdg" / "discover" / "config.toml"
+    path.parent.mkdir(parents=True)
+    return path
+
+
 def config_for(service: Path, **flags: Any) -> Config:
     given: dict[str, Any] = {"service_dir": str(service), "role_arn": ROLE}
     given.update(flags)
@@ -110,22 +119,6 @@ def config_for(service: Path, **flags: Any) -> Config:
         ("stage: toml beats serverless.yml", {}, 'stage = "test"', FULL_YML, "stage", "test"),
         ("stage: serverless.yml beats the default", {}, None, FULL_YML, "stage", "qa"),
         ("stage: default", {}, None, PLAIN_YML, "stage", "dev"),
-        (
-            "role: flag beats toml",
-            {"role_arn": ROLE},
-            f'role_arn = "{OTHER_ROLE}"',
-            PLAIN_YML,
-            "role_arn",
-            ROLE,
-        ),
-        (
-            "role: from toml",
-            {"role_arn": None},
-            f'role_arn = "{OTHER_ROLE}"',
-            PLAIN_YML,
-            "role_arn",
-            OTHER_ROLE,
-        ),
         (
             "max iterations: flag beats toml",
             {"max_iterations": 5},
@@ -419,3 +412,133 @@ def test_bad_values_in_toml_are_config_errors(tmp_path: Path, name: str, toml: s
     service = make_service(tmp_path / "svc", toml=toml)
     with pytest.raises(ConfigError):
         config_for(service)
+
+
+# --- trust: what the service folder may not set ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "toml", "key"),
+    [
+        ("the sandbox account", 'sandbox_account = "111122223333"', "sandbox_account"),
+        ("an empty high-risk list", "high_risk = []", "high_risk"),
+        ("pre-approved actions", 'allow = ["iam:CreateUser"]', "allow"),
+        ("yes to everything", "yes = true", "yes"),
+        ("another account", 'allow-account = ["999999999999"]', "allow_account"),
+        ("the role discover grows", f'role_arn = "{OTHER_ROLE}"', "role_arn"),
+        ("the stack discover may delete", 'stack_name = "prod-api"', "stack_name"),
+    ],
+)
+def test_service_folder_cannot_set_a_trusted_key(
+    tmp_path: Path, name: str, toml: str, key: str
+) -> None:
+    """Each key that picks the role or stack, confirms the account or weakens a guard is a
+    one-line error naming it when the service folder's discover.toml sets it."""
+    service = make_service(tmp_path / "svc", toml=toml)
+    with pytest.raises(ConfigError) as caught:
+        config_for(service)
+    assert f"{key} cannot be set in the service folder" in caught.value.msg, name
+    assert "\n" not in caught.value.msg
+    assert caught.value.tip is not None
+    assert "config.toml" in caught.value.tip
+
+
+@pytest.mark.parametrize(
+    ("name", "user_toml", "flags", "attribute", "expected"),
+    [
+        (
+            "sandbox account",
+            'sandbox_account = "111122223333"',
+            {},
+            "sandbox_account",
+            "111122223333",
+        ),
+        (
+            "flag beats the user's file",
+            'sandbox_account = "111122223333"',
+            {"sandbox_account": "444455556666"},
+            "sandbox_account",
+            "444455556666",
+        ),
+        ("high-risk list", 'high_risk = ["iam:*"]', {}, "high_risk", ("iam:*",)),
+        (
+            "allow adds to --allow",
+            'allow = ["iam:CreateUser"]',
+            {"allow": ["iam:CreateRole"]},
+            "allow",
+            ("iam:CreateRole", "iam:CreateUser"),
+        ),
+        ("yes", "yes = true", {}, "yes", True),
+        (
+            "allowed accounts",
+            'allow_account = ["999999999999"]',
+            {"allow_account": ["1" * 12]},
+            "allow_accounts",
+            ("1" * 12, "999999999999"),
+        ),
+        ("role", f'role_arn = "{OTHER_ROLE}"', {"role_arn": None}, "role_arn", OTHER_ROLE),
+        ("stack", 'stack_name = "mine"', {}, "stack_name", "mine"),
+        ("a plain key, under the service's", "max_iterations = 9", {}, "max_iterations", 9),
+    ],
+)
+def test_user_config_sets_trusted_keys(  # noqa: PLR0917 - one argument per column of the table
+    tmp_path: Path,
+    user_config: Path,
+    name: str,
+    user_toml: str,
+    flags: dict[str, Any],
+    attribute: str,
+    expected: object,
+) -> None:
+    """The user's own config.toml may set every key; flags still win."""
+    user_config.write_text(user_toml, encoding="utf-8")
+    service = make_service(tmp_path / "svc")
+    assert getattr(config_for(service, **flags), attribute) == expected, name
+
+
+def test_service_folder_beats_the_user_file_for_plain_keys(
+    tmp_path: Path, user_config: Path
+) -> None:
+    """A plain key (not a guard) in the service folder beats the user's default."""
+    user_config.write_text("max_iterations = 9\n", encoding="utf-8")
+    service = make_service(tmp_path / "svc", toml="max_iterations = 40\n")
+    assert config_for(service).max_iterations == 40
+
+
+@pytest.mark.parametrize(
+    ("name", "out", "inside"),
+    [
+        ("inside", "policies/policy.json", True),
+        ("a parent folder", "../policy.json", False),
+        ("an absolute path", "/etc/discover-policy.json", False),
+        ("through a symbolic link", "link/policy.json", False),
+        ("the folder itself", ".", False),
+    ],
+)
+def test_out_from_the_service_folder_stays_inside(
+    tmp_path: Path, name: str, out: str, inside: bool
+) -> None:
+    """``out`` in discover.toml resolves inside the service folder, or is an error."""
+    service = make_service(tmp_path / "svc", toml=f'out = "{out}"')
+    (service / "link").symlink_to(tmp_path)
+    if inside:
+        assert config_for(service).out == (service / out).resolve(), name
+        return
+    with pytest.raises(ConfigError) as caught:
+        config_for(service)
+    assert "outside the service folder" in caught.value.msg, name
+
+
+def test_out_flag_may_go_anywhere(tmp_path: Path) -> None:
+    """The user's --out is the user's choice."""
+    service = make_service(tmp_path / "svc")
+    assert config_for(service, out=str(tmp_path / "x.json")).out == tmp_path / "x.json"
+
+
+def test_state_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    """A repository that ships .discover as a link would make discover write elsewhere."""
+    service = make_service(tmp_path / "svc")
+    (service / ".discover").symlink_to(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        config_for(service)
+    assert "symbolic link" in caught.value.msg

@@ -111,6 +111,27 @@ def run(
     )
 
 
+def run_striking(
+    world: dict[str, Any], counter: Path, *extra: str, fake: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``run``, sending discover the signal the fake deploy asks for in ``COUNTER.strike``
+    (in its own PID namespace, the deploy cannot reach discover itself)."""
+    process = subprocess.Popen(
+        discover_argv(world, *extra, fake=fake),
+        env=admin_env(world["info"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    strike = Path(f"{counter}.strike")
+    while process.poll() is None and not strike.exists():
+        time.sleep(0.01)
+    if strike.exists() and process.poll() is None:
+        process.send_signal(getattr(signal, f"SIG{strike.read_text()}"))
+    out, err = process.communicate(timeout=180)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
 def role_policy(world: dict[str, Any]) -> dict[str, Any] | None:
     try:
         answer = world["iam"].get_role_policy(RoleName="discover-sandbox", PolicyName="discover")
@@ -238,8 +259,8 @@ def test_sigkill_then_resume_ends_with_the_same_policy(world: dict[str, Any]) ->
     """Killed (SIGKILL) after its second run, a discovery resumed with --resume ends with the
     policy an uninterrupted run finds, byte for byte."""
     counter = world["tmp"] / "runs"
-    killed = run(
-        world, fake=("--counter", str(counter), "--signal-parent", "KILL", "--on-run", "2")
+    killed = run_striking(
+        world, counter, fake=("--counter", str(counter), "--signal-parent", "KILL", "--on-run", "2")
     )
     assert killed.returncode == -signal.SIGKILL
     partial = journal(world)
@@ -265,7 +286,9 @@ def test_sigint_during_grant_exits_130_consistently(world: dict[str, Any]) -> No
     """SIGINT while discover reads a run and applies its grant: exit 130, the role holds a
     policy the journal knows (the one before or the one planned), and --resume finishes."""
     counter = world["tmp"] / "runs"
-    result = run(world, fake=("--counter", str(counter), "--signal-parent", "INT", "--on-run", "2"))
+    result = run_striking(
+        world, counter, fake=("--counter", str(counter), "--signal-parent", "INT", "--on-run", "2")
+    )
     assert result.returncode == 130, result.stderr[-2000:]
     records = journal(world)
     policies = [
@@ -502,9 +525,9 @@ def test_each_unfixable_reason_stops_with_exit_3(
     world: dict[str, Any], name: str, because: str, tip: str
 ) -> None:
     """Each reason class no allow on the role can fix stops the run (exit 3) with who can fix it."""
-    session = f"arn:aws:sts::{world['info'].account}:assumed-role/discover-sandbox/x"
-    line = f"User: {session} is not authorized to perform: sqs:CreateQueue {because}"
-    result = run(world, fake=("--once-marker", str(world["tmp"] / "m"), "--once-print", line))
+    # The fake deploy learns its session (GetCallerIdentity): only this run's is its own.
+    line = f"User: {{session}} is not authorized to perform: sqs:CreateQueue {because}"
+    result = run(world, fake=("--forge", line))
     assert result.returncode == 3, result.stderr[-2000:]
     assert tip in result.stderr
     assert role_policy(world) is None

@@ -20,8 +20,10 @@ from discover.run_events import (
     DenialsFound,
     Event,
     Evidence,
+    FenceDrawn,
     Granted,
     GrantPlanned,
+    GrantsDecided,
     PhaseStarted,
     PolicyApplied,
     Predicted,
@@ -83,6 +85,11 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("trail read", TrailRead(1, "discover-x-r01", 30, 28, True, 2.5)),
     ("predictions dropped", PredictionsDropped((EVIDENCE,))),
     ("removal test", RemovalTest(3, EVIDENCE)),
+    ("fence drawn", FenceDrawn(("stack s-dev in us-east-1", "names starting with s-dev-"))),
+    (
+        "grants decided",
+        GrantsDecided(({"action": "iam:CreateUser", "verdict": "confirm", "reasons": ["x"]},)),
+    ),
 ]
 
 

@@ -273,7 +273,9 @@ def large_policy(functions: int = 120) -> PolicyDocument:
                 "AWS::Logs::LogGroup",
             ),
         ]
-    evidence, unfixable, unresolved = plan_grants(denials, SANDBOX, PolicyDocument(), 1)
+    evidence, unfixable, unresolved = plan_grants(
+        denials, SANDBOX, PolicyDocument(), 1, session=SESSION
+    )
     assert not unfixable
     assert not unresolved
     return PolicyDocument().with_grants(e.grant for e in evidence)
