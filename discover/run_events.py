@@ -103,6 +103,16 @@ class Resumed:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """A step of a phase (create, update, no-op update, remove) begins at run ``iteration``."""
+
+    kind: ClassVar[str] = "phase_started"
+    phase: str
+    step: str
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyApplied:
     """The policy the role starts with (before run ``iteration + 1``)."""
 
@@ -194,10 +204,51 @@ class Stopped:
     blocking: tuple[Denial, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Predicted:
+    """What the template predicts the deploy needs (each as the grant, the reason in
+    ``denial.message``, ``denial.source`` "prediction"), and the high-risk ones refused."""
+
+    kind: ClassVar[str] = "predicted"
+    predictions: tuple[Evidence, ...]
+    refused: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRead:
+    """Run ``iteration``'s CloudTrail events were read (``complete``: the watermark arrived)."""
+
+    kind: ClassVar[str] = "trail_read"
+    iteration: int
+    session: str
+    events: int
+    used: int
+    complete: bool
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionsDropped:
+    """Predictions no run used: not in the policy."""
+
+    kind: ClassVar[str] = "dropped"
+    grants: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalTest:
+    """Run ``iteration`` deploys without ``grant``: a denial of it proves it is needed."""
+
+    kind: ClassVar[str] = "removal_test"
+    iteration: int
+    grant: Evidence
+
+
 Event = (
     Started
     | Backup
     | Resumed
+    | PhaseStarted
     | PolicyApplied
     | RunStarted
     | RunFinished
@@ -207,12 +258,17 @@ Event = (
     | PropagationWait
     | SessionRenewed
     | Stopped
+    | Predicted
+    | TrailRead
+    | PredictionsDropped
+    | RemovalTest
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     Started,
     Backup,
     Resumed,
+    PhaseStarted,
     PolicyApplied,
     RunStarted,
     RunFinished,
@@ -222,6 +278,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PropagationWait,
     SessionRenewed,
     Stopped,
+    Predicted,
+    TrailRead,
+    PredictionsDropped,
+    RemovalTest,
 )
 _BY_KIND: dict[str, type[Event]] = {t.kind: t for t in EVENT_TYPES}
 
@@ -405,6 +465,18 @@ def evidence_of(events: Iterable[Event]) -> tuple[Evidence, ...]:
     return tuple(found.values())
 
 
+def step_of_runs(events: Iterable[Event]) -> dict[int, PhaseStarted]:
+    """The step each run belonged to (runs of a journal without phases belong to none)."""
+    found: dict[int, PhaseStarted] = {}
+    current: PhaseStarted | None = None
+    for event in events:
+        if isinstance(event, PhaseStarted):
+            current = event
+        elif isinstance(event, RunStarted) and current is not None:
+            found[event.iteration] = current
+    return found
+
+
 def last_stop(events: Sequence[Event]) -> Stopped | None:
     return next((e for e in reversed(events) if isinstance(e, Stopped)), None)
 
@@ -422,8 +494,12 @@ __all__ = [
     "Evidence",
     "GrantPlanned",
     "Granted",
+    "PhaseStarted",
     "PolicyApplied",
+    "Predicted",
+    "PredictionsDropped",
     "PropagationWait",
+    "RemovalTest",
     "Resumed",
     "RunFinished",
     "RunStarted",
@@ -431,6 +507,7 @@ __all__ = [
     "Started",
     "StopReason",
     "Stopped",
+    "TrailRead",
     "decode",
     "denial_from_record",
     "denial_record",

@@ -22,8 +22,12 @@ from discover.run_events import (
     Evidence,
     Granted,
     GrantPlanned,
+    PhaseStarted,
     PolicyApplied,
+    Predicted,
+    PredictionsDropped,
     PropagationWait,
+    RemovalTest,
     Resumed,
     RunFinished,
     RunStarted,
@@ -31,6 +35,7 @@ from discover.run_events import (
     Started,
     Stopped,
     StopReason,
+    TrailRead,
     decode,
     encode,
     evidence_of,
@@ -64,6 +69,7 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("started", STARTED),
     ("backup", Backup(ROLE, {"inline": {"x": {"Version": "2012-10-17"}}, "attached": []})),
     ("resumed", Resumed(4)),
+    ("phase started", PhaseStarted("update", "no-op update", 7)),
     ("policy applied", PolicyApplied(0, POLICY)),
     ("run started", RunStarted(1, 5)),
     ("run finished", RunFinished(1, 1, 2.5, False, "/tmp/01.log", "Error: denied")),  # noqa: S108
@@ -73,6 +79,10 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("propagation wait", PropagationWait(3, 5.0)),
     ("session renewed", SessionRenewed(3)),
     ("stopped", Stopped(StopReason.UNFIXABLE, "a deny", (DENIAL,))),
+    ("predicted", Predicted((EVIDENCE,), (EVIDENCE,))),
+    ("trail read", TrailRead(1, "discover-x-r01", 30, 28, True, 2.5)),
+    ("predictions dropped", PredictionsDropped((EVIDENCE,))),
+    ("removal test", RemovalTest(3, EVIDENCE)),
 ]
 
 
