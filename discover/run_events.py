@@ -333,7 +333,7 @@ def denial_record(denial: Denial) -> dict[str, object]:
         "source": denial.source,
         "message": denial.message,
     }
-    for name in ("encoded", "logical_id", "resource_type", "physical_id"):
+    for name in ("encoded", "logical_id", "resource_type", "physical_id", "basis"):
         value = getattr(denial, name)
         if value is not None:
             record[name] = value
@@ -352,6 +352,7 @@ def denial_from_record(raw: Mapping[str, Any]) -> Denial:
         logical_id=raw.get("logical_id"),
         resource_type=raw.get("resource_type"),
         physical_id=raw.get("physical_id"),
+        basis=raw.get("basis"),
     )
 
 
