@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from discover.local import enforcement, refusals, sessions, stack_engine
+from discover.local import (
+    enforcement,
+    refusals,
+    rest_api_body,
+    sessions,
+    stack_engine,
+    transform,
+)
 from discover.local.authorize import (
     AuthorizationLog,
     Decision,
@@ -409,8 +416,10 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     LEDGER.configure(propagation_delay)
     if _State.applied:
         return
+    from moto.apigateway.models import RestAPI
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend, Stack
+    from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.access_control import IAMRequestBase
     from moto.iam.models import IAMBackend
@@ -424,6 +433,14 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     CloudFormationBackend.create_stack = _backend_create_stack  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = _backend_delete_stack  # type: ignore[method-assign]
+    # Hosted transforms (AWS::Serverless) and templates by URL: see discover.local.transform.
+    CloudFormationBackend.create_change_set = transform.expanding(  # type: ignore[method-assign]
+        CloudFormationBackend.create_change_set
+    )
+    CloudFormationResponse._get_stack_from_s3_url = transform.template_from_s3_url  # type: ignore[method-assign]
+    RestAPI.create_from_cloudformation_json = rest_api_body.with_body(  # type: ignore[method-assign]
+        RestAPI.create_from_cloudformation_json
+    )
     Stack.create_resources = _stack_create_resources  # type: ignore[method-assign]
     Stack.update = _stack_update  # type: ignore[method-assign]
     parsing.parse_and_create_resource = _no_lazy_creation
