@@ -55,6 +55,7 @@ from discover.policy import (
     split_for_quota,
 )
 from discover.report import render_report
+from discover.tools import TOOLS, ToolName
 
 log = structlog.get_logger("discover")
 SUBCOMMANDS = ("run", "parse", "verify", "report", "diff")
@@ -102,6 +103,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help=f"the inline policy discover owns on the role (default: {DEFAULT_POLICY_NAME})",
     )
     parser.add_argument("--cli", help="the Serverless-compatible CLI (default: serverless)")
+    parser.add_argument(
+        "--tool", help="the deploy CLI: serverless or sam (default: from the folder's files)"
+    )
     parser.add_argument(
         "--local", action="store_true", default=None, help="use the embedded AWS sandbox"
     )
@@ -287,6 +291,7 @@ def _make_sandbox(config: Config, env: Environment) -> Any:
         stack_name=config.stack_name,
         region=config.region,
         endpoint_url=env.endpoint,
+        managed_stacks=TOOLS[ToolName(config.tool)].managed_stacks,
     )
     identity = sandbox.admin_identity()
     check_accounts(

@@ -20,6 +20,7 @@ import yaml
 
 from discover.errors import DiscoverError
 from discover.guard import DEFAULT_HIGH_RISK
+from discover.tools import choose_tool
 
 CONFIG_FILE = "discover.toml"
 STATE_DIR = ".discover"
@@ -69,6 +70,7 @@ class Config:
     resume: bool = False
     restore: bool = False
     break_lock: bool = False
+    tool: str = "serverless"
 
     @property
     def state_dir(self) -> Path:
@@ -91,6 +93,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "sandbox_account": str,
     "high_risk": list,
     "allow": list,
+    "tool": str,
 }
 
 
@@ -177,25 +180,27 @@ def build_config(flags: Mapping[str, Any]) -> Config:
             value = file_values.get(name)
         return default if value is None else value
 
+    tool = choose_tool(pick("tool"), service_dir)
+    found = tool.settings(service_dir)
     definition = read_serverless_yml(service_dir)
     command = tuple(flags.get("command") or ())
-    if not definition and not command:
+    if not definition and not found.found and not command:
         msg = f"no serverless.yml in {service_dir} and no deploy command after --"
         raise ConfigError(
             msg, tip="Run in a Serverless service folder, or give the command: discover -- CMD ..."
         )
-    region = pick("region", _provider_value(definition, "region") or "us-east-1")
+    region = pick("region", found.region or _provider_value(definition, "region") or "us-east-1")
     stage = pick("stage", _provider_value(definition, "stage") or "dev")
     service = _service_name(definition)
-    stack_name = pick("stack_name", f"{service}-{stage}" if service else None)
+    stack_name = pick("stack_name", found.stack_name or (f"{service}-{stage}" if service else None))
     if stack_name is None:
-        msg = "cannot tell the stack name: serverless.yml names no plain service"
+        msg = f"cannot tell the stack name: {tool.stack_name_hint}"
         raise ConfigError(msg, tip="Pass --stack-name NAME.")
     role_arn = pick("role_arn")
     local = bool(pick("local", False))
     max_iterations = int(pick("max_iterations", DEFAULT_MAX_ITERATIONS))
     policy_name = str(pick("policy_name", DEFAULT_POLICY_NAME))
-    cli = str(pick("cli", "serverless"))
+    cli = str(pick("cli", tool.default_cli))
     run_timeout = float(pick("run_timeout", DEFAULT_RUN_TIMEOUT_S))
     default_waits = () if local else DEFAULT_PROPAGATION_WAITS_S
     waits = _waits(pick("propagation_waits", default_waits))
@@ -218,8 +223,9 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         run_timeout=run_timeout,
         session_duration=session_duration,
     )
-    deploy = command or (cli, "deploy", "--stage", stage, "--region", region)
-    remove = (cli, "remove", "--stage", stage, "--region", region)
+    where = {"stack_name": str(stack_name), "region": region, "stage": stage}
+    deploy = command or tool.deploy_argv(cli, **where)
+    remove = tool.remove_argv(cli, **where)
     return Config(
         service_dir=service_dir,
         role_arn=role_arn,
@@ -243,6 +249,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         resume=bool(flags.get("resume")),
         restore=bool(flags.get("restore")),
         break_lock=bool(flags.get("break_lock")),
+        tool=tool.name.value,
     )
 
 

@@ -107,6 +107,9 @@ class Sandbox(Protocol):
     def decode_authorization_message(self, encoded: str) -> str | None:
         """``sts:DecodeAuthorizationMessage`` as the admin; None when that is not permitted."""
 
+    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
+        """The ``StatusReason`` of the change sets that failed since ``since``."""
+
 
 class Sessions(Protocol):
     def current(self) -> Credentials: ...
@@ -146,6 +149,8 @@ def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> 
     """Every denial this run produced: the CLI's output, the stack's events, known messages."""
     found = list(iter_denials(result.lines(), source="output"))
     found += denials_from_events(sandbox.stack_events_since(since), since)
+    if not found:  # a change set that FAILED keeps its reason to itself
+        found += iter_denials(sandbox.change_set_reasons_since(since), source="change-set")
     if not found:
         found += _resolve_known_messages(find_known_messages(result.output), sandbox)
     return dedupe(_decode(d, sandbox) for d in found)
