@@ -172,7 +172,9 @@ def process(
             template, parameters=parameters, region=region, account=account, stack_name=stack_name
         )
     except InvalidDocumentException as exc:
-        reason = " ".join(str(exc).split())
+        # As the transform words it: the count, then each resource's error.
+        parts = [str(exc.message), *(str(c.message) for c in exc.causes)]
+        reason = " ".join(" ".join(parts).split())
         return Processed(body, _FAILED_TRANSFORM.format(name=SERVERLESS, reason=reason))
     return Processed(json.dumps(expanded, sort_keys=True))
 
