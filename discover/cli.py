@@ -1,67 +1,100 @@
-"""The command line: parse arguments, set up logging, run, print, exit. The only place that exits.
+"""The command line: parse arguments, set up logging and the live view, call, print, exit.
 
-discover [OPTIONS] [-- DEPLOY COMMAND ...]     find the policy (the default command)
-discover parse [FILE|-] [--format json|table]  list the denials in a log
-discover verify --policy FILE [OPTIONS]        deploy once with only that policy
-discover report [--service-dir DIR]            re-render the review report from the journal
-discover diff OLD.json NEW.json                what a re-discovery added or removed
+The only module that prints to the user or exits; the workflows are in ``app.py``. What the
+user reads in ``discover --help`` is ``DESCRIPTION`` below.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import botocore.exceptions
 import structlog
 
 from discover import __version__
+from discover.app import DiscoverResult, Hooks, VerifyResult, restore_role, run_discover, run_verify
 from discover.config import (
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_POLICY_NAME,
     Config,
-    ConfigError,
     build_config,
 )
 from discover.denials import Denial
 from discover.errors import DiscoverError
-from discover.formats import Format, render
-from discover.journal import Journal, read_journal
-from discover.lock import RunLock
-from discover.loop import (
-    Evidence,
-    LoopSettings,
-    Outcome,
-    StopReason,
-    collect_denials,
-    discover,
-    resume_state,
-)
-from discover.policy import (
-    INLINE_ROLE_POLICIES_QUOTA,
-    MANAGED_POLICY_QUOTA,
-    PolicyDocument,
-    check_quota,
-    load_policy,
-    split_for_quota,
-)
+from discover.formats import Format
+from discover.journal import read_events
+from discover.log_sink import LogSink
+from discover.policy import check_quota, load_policy
+from discover.ports import EventSink, OutputWatcher
 from discover.report import render_report
-from discover.tools import TOOLS, ToolName
+from discover.run_events import Evidence, StopReason
+
+DESCRIPTION = """\
+Find the least-privilege IAM policy your deploy needs.
+
+discover deploys your service for real into a sandbox account, with a role that starts
+with no permissions. It reads every permission denial (the CLI's output, CloudFormation's
+stack events), grants exactly what was denied, scoped to the resource, and deploys again,
+until the deploy succeeds. Then it prints the minimal policy and writes a review report
+with the evidence for every permission.
+
+examples:
+  discover --local                      try it on the embedded AWS sandbox (no account)
+  discover --role-arn arn:aws:iam::123456789012:role/discover-sandbox \\
+           --sandbox-account 123456789012 --max-iterations 20
+  discover -- npx serverless deploy     any deploy command after --
+
+where things go:
+  stdout                   the policy (only the policy: pipe it, or use --out FILE)
+  stderr                   progress: a live view on a terminal, one log line per event
+                           otherwise (--log-format json for JSON lines)
+  .discover/policy.json    the policy, in the service folder
+  .discover/report.md      the review report: why each permission is there
+  .discover/journal.jsonl  every event of the run (for --resume and `discover report`)
+  .discover/iterations/    each deploy run's full output
+
+other commands:
+  discover parse [FILE|-]            list the permission denials in a log
+  discover verify --policy FILE      deploy from scratch with only that policy
+  discover report                    re-render .discover/report.md from the journal
+  discover diff OLD.json NEW.json    what a re-discovery added or removed
+
+exit codes: 0 converged, 1 not converged, 2 usage or setup error, 3 a denial no allow can
+fix (or a high-risk grant not confirmed), 4 the deploy failed for another reason, 130
+interrupted (state saved; --resume goes on).
+"""
+
+_SUBCOMMAND_HELP = {
+    "parse": "List the permission denials in a log (a file, or - for stdin).",
+    "verify": "Deploy a fresh stack with only the given policy, then remove it; print JSON "
+    'with "verified" and the first denial.',
+    "report": "Re-render .discover/report.md from the journal of the last run, and print it.",
+    "diff": "Show what NEW grants that OLD did not, and the reverse.",
+}
 
 log = structlog.get_logger("discover")
 SUBCOMMANDS = ("run", "parse", "verify", "report", "diff")
 
 
 # --- logging --------------------------------------------------------------------------------
+
+
+class _Stderr(io.TextIOBase):
+    """sys.stderr as it is when written to (the live view redirects it above its display)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:
@@ -82,7 +115,7 @@ def configure_logging(fmt: str, verbose: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if verbose else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: structlog.PrintLogger(cast("TextIO", _Stderr())),
         cache_logger_on_first_use=False,
     )
     for noisy in ("botocore", "boto3", "urllib3"):
@@ -121,14 +154,32 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--break-lock", action="store_true", help="take over a role lock left by a dead run"
     )
-    parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--phases",
+        help="the phases to cover, in order: create,update,remove (default: all of them for "
+        "the Serverless CLI; create for a command of your own)",
+    )
+    parser.add_argument(
+        "--remove-command",
+        metavar="CMD",
+        help="how your tool removes the service (default: CLI remove --stage S --region R)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="progress on stderr: auto (a live view on a terminal, log lines otherwise), "
+        "console log lines, or JSON lines",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs, and the deploy's raw output"
+    )
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"discover {command}" if command != "run" else "discover",
-        description=__doc__,
+        description=DESCRIPTION if command == "run" else _SUBCOMMAND_HELP[command],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"discover {__version__}")
@@ -148,7 +199,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "aws_iam_policy_document, a CloudFormation managed policy, or a Serverless "
             "deploymentRole template (.discover/policy.json stays JSON)",
         )
-        parser.add_argument("--quiet", action="store_true", help="do not echo the deploy's output")
+        parser.add_argument(
+            "--quiet", action="store_true", help="no progress on stderr, only warnings"
+        )
         parser.add_argument(
             "--allow",
             action="append",
@@ -223,9 +276,17 @@ def run_main(argv: Sequence[str]) -> int:
         if name in offline:
             return offline[name](args, sys.stdout)
         config = build_config(_flags(args, command))
+        verbose = bool(getattr(args, "verbose", False))
         if name == "verify":
-            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout)
-        return cmd_run(config, sys.stdout, quiet=bool(args.quiet), fmt=Format(args.format))
+            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout, verbose=verbose)
+        return cmd_run(
+            config,
+            sys.stdout,
+            quiet=bool(args.quiet),
+            fmt=Format(args.format),
+            log_format=args.log_format,
+            verbose=verbose,
+        )
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -242,116 +303,34 @@ def run_main(argv: Sequence[str]) -> int:
         return 130
 
 
-# --- environments: the local sandbox or AWS -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Environment:
-    """Where a run happens: the admin session, the sandbox role, and (locally) the endpoint."""
-
-    session: Any
-    role_arn: str
-    endpoint: str | None
-    account: str | None  # the account the local sandbox announced; None on AWS
+# --- progress: the live view or log lines ------------------------------------------------
 
 
 @contextlib.contextmanager
-def environment(config: Config) -> Iterator[Environment]:
-    """The admin identity and the sandbox role, on AWS or in a new local sandbox."""
-    import boto3
-
-    if not config.local:
-        assert config.role_arn is not None
-        # An endpoint the user set (an AWS-compatible emulator) is the deploy's endpoint too.
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-        session = boto3.Session(region_name=config.region)
-        yield Environment(session, config.role_arn, endpoint, None)
+def progress(fmt: str, *, quiet: bool) -> Iterator[tuple[EventSink | None, OutputWatcher | None]]:
+    """The sink that shows a run's events: the live view on a terminal, else log lines."""
+    if quiet:
+        yield None, None
         return
-    from discover.local.process import LocalSandbox
+    if fmt == "auto" and sys.stderr.isatty():
+        from rich.console import Console
 
-    with LocalSandbox(region=config.region) as info:
-        session = boto3.Session(
-            aws_access_key_id=info.access_key_id,
-            aws_secret_access_key=info.secret_access_key,
-            region_name=config.region,
-        )
-        log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
-        yield Environment(session, info.role_arn, info.endpoint, info.account)
+        from discover.live_view import LiveView
 
-
-def _make_sandbox(config: Config, env: Environment) -> Any:
-    """The sandbox, once the guard rails agree: accounts, the role, the session length."""
-    from discover.guard import check_accounts
-    from discover.sandbox import AwsSandbox
-
-    sandbox = AwsSandbox(
-        env.session,
-        role_arn=env.role_arn,
-        policy_name=config.policy_name,
-        stack_name=config.stack_name,
-        region=config.region,
-        endpoint_url=env.endpoint,
-        managed_stacks=TOOLS[ToolName(config.tool)].managed_stacks,
-    )
-    identity = sandbox.admin_identity()
-    check_accounts(
-        admin_account=identity["account"],
-        role_arn=env.role_arn,
-        sandbox_account=config.sandbox_account or env.account,
-    )
-    limit = sandbox.check_role()
-    if config.session_duration_s > limit:
-        msg = (
-            f"--duration-seconds {config.session_duration_s} exceeds the role's "
-            f"MaxSessionDuration ({limit} s)"
-        )
-        raise ConfigError(msg, tip=f"Use at most {limit}, or raise the role's MaxSessionDuration.")
-    return sandbox
+        with LiveView(Console(stderr=True)) as view:
+            yield view, view
+        return
+    yield LogSink(log), None
 
 
-def _make_sessions(config: Config, env: Environment) -> Any:
-    from discover.credentials import RoleSession
-
-    kwargs: dict[str, Any] = {"region_name": config.region}
-    if env.endpoint:
-        kwargs["endpoint_url"] = env.endpoint
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return RoleSession(
-        env.session.client("sts", **kwargs),
-        env.role_arn,
-        session_name=f"discover-{stamp}",
-        duration_s=config.session_duration_s,
-    )
-
-
-def _make_deployer(config: Config, env: Environment, logs_dir: Path, *, quiet: bool) -> Any:
-    from discover.runner import CommandDeployer
-
-    return CommandDeployer(
-        config.deploy_command,
-        cwd=config.service_dir,
-        region=config.region,
-        logs_dir=logs_dir,
-        timeout_s=config.run_timeout_s,
-        endpoint_url=env.endpoint,
-        echo=None if quiet else sys.stderr,
-    )
-
-
-# --- discover (run) -------------------------------------------------------------------------
-
-
-def _fresh_journal(state_dir: Path) -> Journal:
-    path = state_dir / "journal.jsonl"
-    if path.exists():  # keep the previous run's record
-        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
-        path.rename(state_dir / f"journal-{stamp}.jsonl")
-    return Journal(path)
-
-
-def _refuser(config: Config) -> Any:
+def _refuser(config: Config, view: EventSink | None) -> Any:
     """The loop's ``refuse`` hook: high-risk grants need --allow, --yes, or a yes at a prompt."""
     from discover.guard import high_risk_grants
+
+    def ask(question: str) -> str:
+        paused = getattr(view, "paused", None)
+        with paused() if paused is not None else contextlib.nullcontext():
+            return input(question)
 
     def refuse(evidence: list[Evidence]) -> list[Evidence]:
         risky = high_risk_grants(
@@ -369,7 +348,7 @@ def _refuser(config: Config) -> Any:
             if not sys.stdin.isatty():
                 refused.append(item)
                 continue
-            answer = input(
+            answer = ask(
                 f"discover: grant high-risk {item.grant.action} on {item.grant.resource}? [y/N] "
             )
             if answer.strip().lower() not in {"y", "yes"}:
@@ -379,129 +358,51 @@ def _refuser(config: Config) -> Any:
     return refuse
 
 
-def cmd_run(config: Config, out: TextIO, *, quiet: bool = False, fmt: Format = Format.JSON) -> int:
-    state_dir = config.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(UTC)
-    with environment(config) as env:
-        sandbox = _make_sandbox(config, env)
-        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
-            if config.restore:
-                return _restore(config, sandbox)
-            journal, settings = _open_journal(config, env, sandbox)
-            try:
-                outcome = discover(
-                    _make_deployer(config, env, state_dir / "iterations", quiet=quiet),
-                    sandbox,
-                    _make_sessions(config, env),
-                    journal,
-                    settings,
-                    refuse=_refuser(config),
-                )
-            except Exception:
-                _write_partial(config, journal)
-                raise
-    wall = (datetime.now(UTC) - started).total_seconds()
-    _write_outputs(config, outcome, journal, fmt)
-    out.write(render(outcome.policy, fmt, name=config.stack_name))
-    _summarise(config, outcome, wall)
-    quota = check_quota(outcome.policy)
+# --- discover (run) -------------------------------------------------------------------------
+
+
+def cmd_run(
+    config: Config,
+    out: TextIO,
+    *,
+    quiet: bool = False,
+    fmt: Format = Format.JSON,
+    log_format: str = "auto",
+    verbose: bool = False,
+) -> int:
+    if config.restore:
+        role_arn = restore_role(config)
+        print(
+            f"discover: restored {config.policy_name} on {role_arn} as it was before.",
+            file=sys.stderr,
+        )
+        return 0
+    with progress(log_format, quiet=quiet) as (sink, watch):
+        hooks = Hooks(
+            sinks=(sink,) if sink is not None else (),
+            watch=watch,
+            echo=sys.stderr if verbose and watch is None else None,
+            refuse=_refuser(config, sink),
+        )
+        result = run_discover(config, hooks, fmt)
+    out.write(result.rendered)
+    _summarise(config, result)
+    quota = check_quota(result.outcome.policy)
     if not quota.fits_managed:
         print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
-    return outcome.reason.exit_code
+    return result.outcome.reason.exit_code
 
 
-def _open_journal(config: Config, env: Environment, sandbox: Any) -> tuple[Journal, LoopSettings]:
-    """A fresh journal (with the role's backup), or the interrupted one with where it stopped."""
-    settings = LoopSettings(
-        max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
-    )
-    if config.resume:
-        journal = Journal(config.state_dir / "journal.jsonl")
-        state = resume_state(list(read_journal(journal.path)), stack_name=config.stack_name)
-        remaining = config.max_iterations - state.last_iteration
-        if remaining < 1:
-            used = f"{state.last_iteration} of {config.max_iterations}"
-            msg = f"the interrupted run already used {used} runs"
-            raise ConfigError(msg, tip="Raise --max-iterations to go on.")
-        journal.append("resumed", iteration=state.last_iteration + 1)
-        settings = replace(
-            settings,
-            max_iterations=remaining,
-            initial_policy=state.policy,
-            first_iteration=state.last_iteration + 1,
-        )
-        return journal, settings
-    journal = _fresh_journal(config.state_dir)
-    journal.append(
-        "started",
-        role_arn=env.role_arn,
-        policy_name=config.policy_name,
-        stack_name=config.stack_name,
-        region=config.region,
-        stage=config.stage,
-        command=list(config.deploy_command),
-        local=config.local,
-        max_iterations=config.max_iterations,
-    )
-    backup = sandbox.backup()
-    journal.append("backup", role_arn=env.role_arn, backup=backup)
-    others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
-    if others:
-        log.warning(
-            "role_has_other_policies",
-            policies=others,
-            hint="their permissions will not be discovered; use a role with none",
-        )
-    return journal, settings
-
-
-def _restore(config: Config, sandbox: Any) -> int:
-    from discover.journal import first_backup
-
-    backup = first_backup(config.state_dir)
-    if backup is None:
-        msg = f"no backup of the role in {config.state_dir}"
-        raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
-    sandbox.restore(backup)
-    print(
-        f"discover: restored {config.policy_name} on {sandbox.role_arn} as it was before.",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _write_partial(config: Config, journal: Journal) -> None:
-    """After an error mid-run: the policy as far as the journal knows it, and the report."""
-    records = list(read_journal(journal.path))
-    policies = [r["policy"] for r in records if "policy" in r]
-    if policies:
-        policy = PolicyDocument.from_dict(policies[-1])
-        (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
-    (config.state_dir / "report.md").write_text(render_report(records), encoding="utf-8")
-
-
-def _write_outputs(
-    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
-) -> None:
-    state_dir = config.state_dir
-    (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(
-        render_report(list(read_journal(journal.path))), encoding="utf-8"
-    )
-    if config.out is not None:
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        config.out.write_text(render(outcome.policy, fmt, name=config.stack_name), "utf-8")
-
-
-def _summarise(config: Config, outcome: Outcome, wall_s: float) -> None:
+def _summarise(config: Config, result: DiscoverResult) -> None:
+    outcome = result.outcome
     runs = len(outcome.iterations)
     actions = len(outcome.policy.actions)
     state = config.state_dir
     lines = []
     if outcome.reason is StopReason.SUCCEEDED:
         lines.append(
-            f"discover: converged: {runs} deploy run(s), {actions} action(s), {wall_s:.0f} s."
+            f"discover: converged: {runs} deploy run(s), {actions} action(s), "
+            f"{result.wall_s:.0f} s."
         )
     else:
         lines.append(
@@ -535,66 +436,52 @@ def _unfixable_tip(denial: Denial) -> str:
 # --- verify ---------------------------------------------------------------------------------
 
 
-def _verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
-    """The policy to verify, and the managed policies to attach when it is not one inline policy.
-
-    One file within the role's inline quota is put inline, as discover runs; several files (a
-    split) or one over the quota are attached as managed policies, each within its quota.
-    """
-    parts = [load_policy(p) for p in paths]
-    whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
-    if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
-        return whole, ()
-    if all(p.size() <= MANAGED_POLICY_QUOTA for p in parts):
-        return whole, tuple(parts)
-    return whole, split_for_quota(whole, MANAGED_POLICY_QUOTA)
-
-
-def cmd_verify(config: Config, policy_paths: Sequence[Path], out: TextIO) -> int:
-    """Deploy once, from scratch, with only ``policy``; report; remove what was deployed."""
-    policy, managed = _verify_parts(policy_paths)
-    policy_path = ", ".join(str(p) for p in policy_paths)
-    state_dir = config.state_dir / "verify"
-    with environment(config) as env:
-        sandbox = _make_sandbox(config, env)
-        previous = sandbox.read_policy()
-        sandbox.prepare()
-        if sandbox.stack_status() is not None and not config.local:
-            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
-            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
-        sandbox.apply_policy(PolicyDocument() if managed else policy)
-        attached = sandbox.attach_managed(managed) if managed else []
-        try:
-            sessions = _make_sessions(config, env)
-            deployer = _make_deployer(config, env, state_dir, quiet=False)
-            started = datetime.now(UTC)
-            result = deployer.deploy(sessions.current(), 1)
-            denials = () if result.succeeded else collect_denials(result, sandbox, started)
-        finally:
-            sandbox.delete_stack()
-            sandbox.detach_managed(attached)
-            sandbox.apply_policy(previous or PolicyDocument())
+def cmd_verify(
+    config: Config, policy_paths: Sequence[Path], out: TextIO, *, verbose: bool = False
+) -> int:
+    """Deploy once, from scratch, with only the policy; print the verdict as JSON."""
+    verdict: VerifyResult = run_verify(
+        config, policy_paths, Hooks(echo=sys.stderr if verbose else None)
+    )
+    denials = verdict.denials
     record = {
-        "verified": result.succeeded,
-        "policy": policy_path,
-        "managed_policies": len(managed),
-        "actions": len(policy.actions),
-        "duration_s": result.duration_s,
+        "verified": verdict.verified,
+        "policy": verdict.policy_path,
+        "managed_policies": verdict.managed,
+        "actions": len(verdict.policy.actions),
+        "duration_s": round(sum(s.result.duration_s for s in verdict.steps if s.result), 3),
         "first_denial": _denial_json(denials[0]) if denials else None,
+        "phases": [
+            {
+                "name": step.name,
+                "ok": step.ok,
+                "ran": step.result is not None,
+                "first_denial": _denial_json(step.denials[0]) if step.denials else None,
+            }
+            for step in verdict.steps
+        ],
     }
     out.write(json.dumps(record, indent=2) + "\n")
-    if result.succeeded:
-        print(f"discover: verified: the deploy succeeds with only {policy_path}.", file=sys.stderr)
-        return 0
-    if denials:
-        d = denials[0]
+    names = ", ".join(step.name for step in verdict.steps)
+    failed = verdict.failed
+    if failed is None:
         print(
-            f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}",
+            f"discover: verified ({names}) with only {verdict.policy_path}.",
             file=sys.stderr,
         )
-        return 1
-    print(f"discover: not verified: the deploy failed:\n{result.tail(15)}", file=sys.stderr)
-    return 4
+    elif denials:
+        d = denials[0]
+        print(
+            f"discover: not verified: {failed.name}: denied {d.action} on "
+            f"{d.resource or '?'}: {d.message}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"discover: not verified: {failed.name}: the deploy failed:\n{verdict.result.tail(15)}",
+            file=sys.stderr,
+        )
+    return verdict.exit_code
 
 
 # --- parse and report -----------------------------------------------------------------------
@@ -648,11 +535,11 @@ def cmd_parse(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     state_dir = Path(args.service_dir or ".").resolve() / ".discover"
     path = state_dir / "journal.jsonl"
-    records = list(read_journal(path))
-    if not records:
+    events = read_events(path)
+    if not events:
         msg = f"no journal at {path}"
         raise DiscoverError(msg, tip="Run discover in this service folder first.", exit_code=2)
-    report = render_report(records)
+    report = render_report(events)
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
     return 0

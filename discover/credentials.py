@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from discover.errors import DiscoverError
+from discover.ports import Credentials
 
 # Refresh when less than this is left: a deploy should not outlive its session.
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=15)
@@ -22,19 +22,6 @@ class CredentialsError(DiscoverError):
     """The sandbox role could not be assumed."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """One STS session of the sandbox role."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    expiration: datetime
-
-    def __repr__(self) -> str:  # never print secrets, even in a traceback
-        return f"Credentials(access_key_id={self.access_key_id!r}, expiration={self.expiration})"
 
 
 class StsClient(Protocol):
@@ -73,7 +60,7 @@ def assume_role(
 
 
 class RoleSession:
-    """Hands out a session of the sandbox role, re-assuming it before it runs out."""
+    """The ``Sessions`` port: a session of the sandbox role, re-assumed before it runs out."""
 
     def __init__(
         self,

@@ -1,7 +1,9 @@
-"""The journal: an append-only JSON Lines record of a run, fsynced per event.
+"""The journal: the run's typed events as append-only JSON Lines, fsynced per event.
 
-It is the evidence behind the report (which denial led to which grant) and what ``--resume``
-reads. A truncated or corrupt last line (a run killed mid-write) is skipped when reading.
+It is one sink of the event stream (``run_events``): the evidence behind the report (which
+denial led to which grant) and what ``--resume`` and ``--restore`` read. ``read_events`` gives
+back the same typed events that were written. A truncated or corrupt line (a run killed
+mid-write) is skipped when reading.
 """
 
 from __future__ import annotations
@@ -13,18 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from discover.run_events import Backup, Event, decode, encode
+
 SCHEMA = 1
 
 
 class Journal:
-    """Appends events to ``path``; each write is flushed and fsynced before it returns."""
+    """The journal sink: appends each event to ``path``, flushed and fsynced before returning."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def append(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "time": datetime.now(UTC).isoformat(), "schema": SCHEMA, **fields}
+    def emit(self, event: Event) -> None:
+        record = {**encode(event), "time": datetime.now(UTC).isoformat(), "schema": SCHEMA}
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         # A previous run killed mid-line leaves no newline; start ours on a fresh line.
         prefix = "\n" if _ends_without_newline(self.path) else ""
@@ -32,6 +36,9 @@ class Journal:
             handle.write(prefix + line)
             handle.flush()
             os.fsync(handle.fileno())
+
+    def events(self) -> tuple[Event, ...]:
+        return read_events(self.path)
 
 
 def _ends_without_newline(path: Path) -> bool:
@@ -44,7 +51,7 @@ def _ends_without_newline(path: Path) -> bool:
 
 
 def read_journal(path: Path) -> Iterator[dict[str, Any]]:
-    """The journal's events in order; lines that do not parse (a torn write) are skipped."""
+    """The journal's raw records in order; lines that do not parse (a torn write) are skipped."""
     if not path.exists():
         return
     with path.open(encoding="utf-8", errors="replace") as handle:
@@ -60,12 +67,24 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+def read_events(path: Path) -> tuple[Event, ...]:
+    """The journal's typed events in order (unknown kinds and malformed records skipped)."""
+    found: list[Event] = []
+    for record in read_journal(path):
+        try:
+            event = decode(record)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if event is not None:
+            found.append(event)
+    return tuple(found)
+
+
 def first_backup(state_dir: Path) -> dict[str, Any] | None:
     """The role as it was before discover first ran here: the oldest journal's backup."""
     journals = [*sorted(state_dir.glob("journal-*.jsonl")), state_dir / "journal.jsonl"]
     for path in journals:
-        backups = [r for r in read_journal(path) if r["event"] == "backup"]
+        backups = [e for e in read_events(path) if isinstance(e, Backup)]
         if backups:
-            backup: dict[str, Any] = backups[0]["backup"]
-            return backup
+            return dict(backups[0].backup)
     return None

@@ -1,66 +1,53 @@
 """The discovery loop: deploy, read the denials, grant, repeat, until it converges or must stop.
 
-Pure orchestration over three small interfaces: a ``Deployer`` (runs the deploy command with a
-given session), a ``Sandbox`` (the role's policy, the stack, its events), and a ``Sessions``
-(temporary credentials). It never imports boto3 or subprocess, so it is tested with fakes and
-drives real AWS and the local sandbox alike.
+Pure orchestration over the ports (``ports.py``): a ``Deployer`` (runs the deploy command
+with a given session), a ``Sandbox`` (the role's policy, the stack, its events), ``Sessions``
+(temporary credentials) and an ``EventSink`` (the journal, the live view, the log: every step
+is a typed event of ``run_events``). It never imports boto3 or subprocess and reads no file,
+so it is tested with fakes and drives real AWS and the local sandbox alike.
+
+Two seams for what comes next:
+
+- which planned grants a run makes is the ``strategy`` (``GrantStrategy``; the default makes
+  them all): one-at-a-time, observed or predicting strategies plug in there;
+- grants known before the first run (a prediction from the template) go in
+  ``LoopSettings.initial_policy``; the loop applies it and journals it as ``PolicyApplied``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
-from discover.credentials import Credentials
-from discover.denials import Denial, Reason, dedupe, denial_from_decoded, iter_denials
-from discover.events import denials_from_events
+from discover.denials import Denial, Reason, dedupe, denial_from_decoded, parse_denials
+from discover.errors import DiscoverError
 from discover.iamdb import Action
-from discover.journal import Journal
 from discover.known_messages import KnownMessage, Target, find_known_messages
-from discover.policy import Grant, PolicyDocument
-from discover.runner import DeployResult
+from discover.policy import PolicyDocument
+from discover.ports import Deployer, DeployResult, EventSink, Sandbox, Sessions
+from discover.run_events import (
+    DenialsFound,
+    Event,
+    Evidence,
+    Granted,
+    GrantPlanned,
+    PhaseStarted,
+    PolicyApplied,
+    PropagationWait,
+    Resumed,
+    RunFinished,
+    RunStarted,
+    SessionRenewed,
+    Started,
+    Stopped,
+    StopReason,
+    last_policy,
+)
 from discover.scoping import scope
-
-
-class StopReason(str, Enum):
-    SUCCEEDED = "succeeded"
-    LIMIT = "limit"
-    NO_PROGRESS = "no-progress"
-    UNFIXABLE = "unfixable"
-    REFUSED = "refused"  # a high-risk grant was not confirmed
-    UNRESOLVED = "unresolved"  # denied, but the text does not say what to grant
-    DEPLOY_FAILED = "deploy-failed"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def exit_code(self) -> int:
-        return _EXIT_CODES[self]
-
-
-_EXIT_CODES = {
-    StopReason.SUCCEEDED: 0,
-    StopReason.LIMIT: 1,
-    StopReason.NO_PROGRESS: 1,
-    StopReason.UNRESOLVED: 1,
-    StopReason.UNFIXABLE: 3,
-    StopReason.REFUSED: 3,
-    StopReason.DEPLOY_FAILED: 4,
-    StopReason.INTERRUPTED: 130,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Why a grant is in the policy: the denial it answers, and how its resource was scoped."""
-
-    grant: Grant
-    denial: Denial
-    iteration: int
-    note: str
+from discover.stack_events import denials_from_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,36 +72,17 @@ class Outcome:
         return tuple(e for it in self.iterations for e in it.granted)
 
 
-class Deployer(Protocol):
-    def deploy(self, credentials: Credentials, iteration: int) -> DeployResult: ...
+class GrantStrategy(Protocol):
+    """Which of a run's planned grants to make now (the rest wait for a later run)."""
+
+    def choose(self, planned: Sequence[Evidence], denials: Sequence[Denial]) -> list[Evidence]: ...
 
 
-class Sandbox(Protocol):
-    role_arn: str
+class GrantAll:
+    """The default strategy: every grant a run's denials call for, at once."""
 
-    def prepare(self) -> None:
-        """Make the next deploy possible: delete the configured stack if a state blocks it."""
-
-    def apply_policy(self, policy: PolicyDocument) -> None:
-        """Put ``policy`` as discover's inline policy on the sandbox role."""
-
-    def stack_events_since(self, since: datetime) -> tuple[dict[str, object], ...]:
-        """The configured stack's events at or after ``since`` (empty if no stack)."""
-
-    def locate(self, target: Target) -> str | None:
-        """The ARN of a resource a CLI message refers to (the deployment bucket, ...)."""
-
-    def decode_authorization_message(self, encoded: str) -> str | None:
-        """``sts:DecodeAuthorizationMessage`` as the admin; None when that is not permitted."""
-
-    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
-        """The ``StatusReason`` of the change sets that failed since ``since``."""
-
-
-class Sessions(Protocol):
-    def current(self) -> Credentials: ...
-
-    def renew(self) -> Credentials: ...
+    def choose(self, planned: Sequence[Evidence], denials: Sequence[Denial]) -> list[Evidence]:
+        return list(planned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +91,9 @@ class LoopSettings:
     propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
     initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
     first_iteration: int = 1
+    # False for a step of a longer workflow (a phase): its success is not the end of the run,
+    # so no ``Stopped`` is emitted for it (the workflow emits the last one).
+    announce_success: bool = True
 
 
 def owns_principal(role_arn: str, principal: str | None) -> bool:
@@ -146,11 +117,21 @@ def _is_expired_token(result: DeployResult) -> bool:
 
 
 def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> tuple[Denial, ...]:
-    """Every denial this run produced: the CLI's output, the stack's events, known messages."""
-    found = list(iter_denials(result.lines(), source="output"))
-    found += denials_from_events(sandbox.stack_events_since(since), since)
+    """Every denial this run produced: the CLI's output, the stack's events, known messages.
+
+    A stack event's denial comes first: the CLI often repeats the same refusal, and the event's
+    copy carries the resource's logical id and type that scoping decides with.
+    """
+    output = (
+        list(result.denials)
+        if result.denials is not None
+        else list(parse_denials(result.output, source="output"))
+    )
+    found = [*denials_from_events(sandbox.stack_events_since(since), since), *output]
     if not found:  # a change set that FAILED keeps its reason to itself
-        found += iter_denials(sandbox.change_set_reasons_since(since), source="change-set")
+        found += parse_denials(
+            "\n".join(sandbox.change_set_reasons_since(since)), source="change-set"
+        )
     if not found:
         found += _resolve_known_messages(find_known_messages(result.output), sandbox)
     return dedupe(_decode(d, sandbox) for d in found)
@@ -272,18 +253,22 @@ def discover(
     deployer: Deployer,
     sandbox: Sandbox,
     sessions: Sessions,
-    journal: Journal,
+    events: EventSink,
     settings: LoopSettings,
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
+    strategy: GrantStrategy | None = None,
 ) -> Outcome:
     """Run the loop until the deploy succeeds or a stop condition holds.
 
-    ``refuse`` sees each batch of new grants before it is applied and returns those that must
-    not be made (high-risk actions nobody confirmed); any refusal stops the loop.
+    Every step is emitted to ``events``. ``strategy`` chooses which planned grants a run makes
+    (default: all). ``refuse`` sees each batch of chosen grants before it is applied and
+    returns those that must not be made (high-risk actions nobody confirmed); any refusal
+    stops the loop.
     """
+    strategy = strategy if strategy is not None else GrantAll()
     policy = settings.initial_policy
     iterations: list[Iteration] = []
     waits = list(settings.propagation_waits_s)
@@ -291,16 +276,16 @@ def discover(
     last = settings.first_iteration + settings.max_iterations - 1
 
     def stop(reason: StopReason, detail: str, blocking: Iterable[Denial] = ()) -> Outcome:
-        journal.append("stopped", reason=reason.value, detail=detail)
-        return Outcome(tuple(iterations), policy, reason, detail, tuple(blocking))
+        outcome = Outcome(tuple(iterations), policy, reason, detail, tuple(blocking))
+        return _stop(events, outcome, announce=settings.announce_success)
 
     try:
         sandbox.apply_policy(policy)
-        journal.append("policy_applied", iteration=number - 1, policy=policy.to_dict())
+        events.emit(PolicyApplied(number - 1, policy))
         expired_retries = 0
         while number <= last:
             started = now()
-            result = _run_once(deployer, sandbox, sessions, journal, number)
+            result = _run_once(deployer, sandbox, sessions, events, number, last=last)
             if result.succeeded or result.timed_out:
                 iterations.append(Iteration(number, result, (), (), policy))
                 if result.timed_out:
@@ -309,15 +294,14 @@ def discover(
             if _is_expired_token(result) and expired_retries < 2:
                 # The session ran out mid-deploy: not a permission problem; same iteration again.
                 expired_retries += 1
-                journal.append("session_expired", iteration=number)
+                events.emit(SessionRenewed(number))
                 sessions.renew()
                 continue
             expired_retries = 0
             denials = collect_denials(result, sandbox, started)
-            journal.append(
-                "denials", iteration=number, denials=[_denial_record(d) for d in denials]
-            )
-            evidence, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
+            events.emit(DenialsFound(number, denials))
+            planned, unfixable, unresolved = plan_grants(denials, sandbox.role_arn, policy, number)
+            evidence = strategy.choose(planned, denials) if planned else []
             foreign = [d for d in denials if not owns_principal(sandbox.role_arn, d.principal)]
             refused = refuse(evidence) if evidence and not unfixable else []
             verdict = judge(
@@ -335,11 +319,11 @@ def discover(
                 return stop(verdict.stop, verdict.detail, verdict.blocking)
             if verdict.wait:
                 wait = waits.pop(0)
-                journal.append("propagation_wait", iteration=number, seconds=wait)
+                events.emit(PropagationWait(number, wait))
                 sleep(wait)
             else:
                 waits = list(settings.propagation_waits_s)
-                policy = _grant(policy, evidence, sandbox, journal, number)
+                policy = _grant(policy, evidence, sandbox, events, number)
                 iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
             number += 1
         return stop(StopReason.LIMIT, f"not converged after {settings.max_iterations} run(s)")
@@ -347,143 +331,95 @@ def discover(
         return stop(StopReason.INTERRUPTED, "interrupted; the role has the policy granted so far")
     except Exception as exc:
         # Not ours to handle (AWS down, the admin session gone): record it, then let it rise.
-        journal.append("stopped", reason="error", detail=str(exc).splitlines()[0][:500])
+        text = str(exc).splitlines()
+        events.emit(Stopped(StopReason.ERROR, text[0][:500] if text else type(exc).__name__))
         raise
+
+
+def _stop(events: EventSink, outcome: Outcome, *, announce: bool) -> Outcome:
+    if outcome.reason is not StopReason.SUCCEEDED or announce:
+        events.emit(Stopped(outcome.reason, outcome.detail, outcome.blocking))
+    return outcome
 
 
 def _grant(
     policy: PolicyDocument,
     evidence: list[Evidence],
     sandbox: Sandbox,
-    journal: Journal,
+    events: EventSink,
     number: int,
 ) -> PolicyDocument:
     planned = policy.with_grants(e.grant for e in evidence)
     # Journal first: a run killed during the apply resumes from the planned policy.
-    journal.append("grant_planned", iteration=number, policy=planned.to_dict())
+    events.emit(GrantPlanned(number, planned, tuple(evidence)))
     sandbox.apply_policy(planned)
-    journal.append(
-        "granted",
-        iteration=number,
-        grants=[_evidence_record(e) for e in evidence],
-        policy=planned.to_dict(),
-    )
+    events.emit(Granted(number, tuple(evidence), planned))
     return planned
 
 
 def _run_once(
-    deployer: Deployer, sandbox: Sandbox, sessions: Sessions, journal: Journal, number: int
+    deployer: Deployer,
+    sandbox: Sandbox,
+    sessions: Sessions,
+    events: EventSink,
+    number: int,
+    *,
+    last: int,
 ) -> DeployResult:
     sandbox.prepare()
     credentials = sessions.current()
-    journal.append("run_started", iteration=number)
+    events.emit(RunStarted(number, last))
     result = deployer.deploy(credentials, number)
-    journal.append(
-        "run_finished",
-        iteration=number,
-        returncode=result.returncode,
-        duration_s=result.duration_s,
-        timed_out=result.timed_out,
-        log=str(result.log_path) if result.log_path else None,
+    events.emit(
+        RunFinished(
+            number,
+            result.returncode,
+            result.duration_s,
+            result.timed_out,
+            str(result.log_path) if result.log_path else None,
+            result.last_line[:300],
+        )
     )
     return result
 
 
 @dataclass(frozen=True, slots=True)
 class ResumeState:
-    """Where an interrupted run stopped: its last policy and its last run's number."""
+    """Where an interrupted run stopped: its last policy, its last run's number, and the step
+    (of a phased workflow) it was in, if any."""
 
     policy: PolicyDocument
     last_iteration: int
+    step: str | None = None
 
 
-_POLICY_EVENTS = frozenset({"grant_planned", "granted", "policy_applied"})
-
-
-def resume_state(records: Sequence[Mapping[str, Any]], *, stack_name: str) -> ResumeState:
-    """Read an interrupted run's journal; refuse one that is not resumable."""
-    from discover.errors import DiscoverError
-
-    started = next((r for r in records if r["event"] == "started"), None)
+def resume_state(events: Sequence[Event], *, stack_name: str) -> ResumeState:
+    """Read an interrupted run's events; refuse one that is not resumable."""
+    started = next((e for e in events if isinstance(e, Started)), None)
     if started is None:
         msg = "no interrupted run to resume: the journal is empty or has no start"
         raise DiscoverError(msg, tip="Run without --resume.")
-    if started.get("stack_name") != stack_name:
-        msg = f"the journal is for stack {started.get('stack_name')}, not {stack_name}"
+    if started.stack_name != stack_name:
+        msg = f"the journal is for stack {started.stack_name}, not {stack_name}"
         raise DiscoverError(msg, tip="Resume with the same options as the interrupted run.")
-    last = records[-1]
-    if last["event"] == "stopped" and last.get("reason") == StopReason.SUCCEEDED.value:
+    final = events[-1]
+    if isinstance(final, Stopped) and final.reason is StopReason.SUCCEEDED:
         msg = "the run in the journal already converged"
         raise DiscoverError(msg, tip="Run without --resume to discover again.")
-    policy_records = [r for r in records if r["event"] in _POLICY_EVENTS and "policy" in r]
-    policy = (
-        PolicyDocument.from_dict(policy_records[-1]["policy"])
-        if policy_records
-        else PolicyDocument()
-    )
-    runs = [int(r["iteration"]) for r in records if r["event"] == "run_started"]
-    return ResumeState(policy, max(runs, default=0))
-
-
-def _denial_record(denial: Denial) -> dict[str, object]:
-    return {
-        "action": denial.action,
-        "resource": denial.resource,
-        "principal": denial.principal,
-        "reason": denial.reason.value,
-        "source": denial.source,
-        "message": denial.message,
-    }
-
-
-def _evidence_record(evidence: Evidence) -> dict[str, object]:
-    return {
-        "action": evidence.grant.action,
-        "resource": evidence.grant.resource,
-        "condition": [list(c) for c in evidence.grant.condition],
-        "note": evidence.note,
-        "denial": _denial_record(evidence.denial),
-    }
-
-
-def rebuild_evidence(records: Iterable[Mapping[str, Any]]) -> tuple[Evidence, ...]:
-    """The evidence of a journal's ``granted`` events (for ``discover report``)."""
-    found = []
-    for record in records:
-        if record.get("event") != "granted":
-            continue
-        iteration = int(str(record["iteration"]))
-        for raw in record.get("grants", []):
-            denial = raw["denial"]
-            grant = Grant(
-                Action(raw["action"]),
-                raw["resource"],
-                tuple((c[0], c[1], tuple(c[2])) for c in raw.get("condition", [])),
-            )
-            found.append(
-                Evidence(
-                    grant,
-                    Denial(
-                        action=denial["action"],
-                        resource=denial["resource"],
-                        principal=denial["principal"],
-                        reason=Reason(denial["reason"]),
-                        source=denial["source"],
-                        message=denial["message"],
-                    ),
-                    iteration,
-                    raw.get("note", ""),
-                )
-            )
-    return tuple(found)
+    runs = [e.iteration for e in events if isinstance(e, RunStarted)]
+    steps = [e.step for e in events if isinstance(e, PhaseStarted)]
+    return ResumeState(last_policy(events), max(runs, default=0), steps[-1] if steps else None)
 
 
 __all__ = [
     "Deployer",
     "Evidence",
+    "GrantAll",
+    "GrantStrategy",
     "Iteration",
     "LoopSettings",
     "Outcome",
+    "Resumed",
     "Sandbox",
     "Sessions",
     "StopReason",

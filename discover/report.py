@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from discover import iamdb
-from discover.loop import Evidence, rebuild_evidence
 from discover.policy import Grant, PolicyDocument, check_quota, covers
 from discover.risks import md_code, md_text, render_flags, review_flags
+from discover.run_events import (
+    DenialsFound,
+    Event,
+    Evidence,
+    Granted,
+    PolicyApplied,
+    PropagationWait,
+    RunFinished,
+    SessionRenewed,
+    Stopped,
+    evidence_of,
+    first_start,
+    last_policy,
+    last_stop,
+    step_of_runs,
+)
 
 __all__ = ["render_report", "review_flags"]
-
-_POLICY_EVENTS = frozenset({"granted", "policy_applied"})
 
 
 def _fenced(text: str, info: str = "") -> list[str]:
@@ -42,27 +54,22 @@ def _source(source: str) -> str:
     return md_text(source)
 
 
-def _policy(records: Sequence[Mapping[str, Any]]) -> PolicyDocument:
-    applied = [r for r in records if r.get("event") in _POLICY_EVENTS and "policy" in r]
-    return PolicyDocument.from_dict(applied[-1]["policy"]) if applied else PolicyDocument()
-
-
-def _header(records: Sequence[Mapping[str, Any]], policy: PolicyDocument) -> list[str]:
-    started = next((r for r in records if r.get("event") == "started"), {})
-    stopped = next((r for r in reversed(records) if r.get("event") == "stopped"), None)
-    lines = [f"# Permissions review: {md_code(str(started.get('stack_name', '?')))}", ""]
+def _header(events: Sequence[Event], policy: PolicyDocument) -> list[str]:
+    started = first_start(events)
+    stopped = last_stop(events)
+    stack = started.stack_name if started else "?"
+    lines = [f"# Permissions review: {md_code(stack)}", ""]
     if stopped is None:
         lines.append("**Outcome:** the run did not finish (interrupted, or still running).")
     else:
-        reason, detail = str(stopped.get("reason")), str(stopped.get("detail", ""))
-        lines.append(f"**Outcome:** {md_text(reason)} ({md_text(detail)}).")
-    command = " ".join(str(part) for part in started.get("command", []))
+        lines.append(f"**Outcome:** {md_text(stopped.reason.value)} ({md_text(stopped.detail)}).")
+    command = " ".join(started.command) if started else ""
     lines += [
         "",
-        f"- Sandbox role: {md_code(str(started.get('role_arn', '?')))}",
-        f"- Inline policy: {md_code(str(started.get('policy_name', '?')))}",
+        f"- Sandbox role: {md_code(started.role_arn if started else '?')}",
+        f"- Inline policy: {md_code(started.policy_name if started else '?')}",
         f"- Deploy command: {md_code(command or '?')}",
-        f"- Region: {md_code(str(started.get('region', '?')))}",
+        f"- Region: {md_code(started.region if started else '?')}",
         f"- Permissions: {len(policy.grants)} grant(s) of {len(policy.actions)} action(s), "
         f"in {len(policy.statements())} statement(s)",
         f"- IAM data: {md_code(iamdb.data_version())}",
@@ -123,13 +130,15 @@ def _evidence_section(policy: PolicyDocument, evidence: Sequence[Evidence]) -> l
     return lines
 
 
-def _runs_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    by_run: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
-    for record in records:
-        if "iteration" in record and record.get("event") != "policy_applied":
-            by_run[int(record["iteration"])].append(record)
-    stopped = next((r for r in reversed(records) if r.get("event") == "stopped"), None)
-    finished = [r for r in records if r.get("event") == "run_finished"]
+def _runs_section(events: Sequence[Event]) -> list[str]:
+    by_run: dict[int, list[Event]] = defaultdict(list)
+    for event in events:
+        number = getattr(event, "iteration", None)
+        if number is not None and not isinstance(event, PolicyApplied):
+            by_run[int(number)].append(event)
+    stopped = last_stop(events)
+    finished = [e for e in events if isinstance(e, RunFinished)]
+    steps = step_of_runs(events)
     lines = [
         "## Runs",
         "",
@@ -137,52 +146,75 @@ def _runs_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
         "| --- | --- | --- | --- |",
     ]
     total = 0.0
-    for record in finished:
-        number = int(record["iteration"])
-        duration = float(record.get("duration_s") or 0.0)
-        total += duration
-        code = "-" if record.get("timed_out") else str(record.get("returncode"))
-        outcome = _run_outcome(
-            record, by_run[number], is_last=record is finished[-1], stopped=stopped
+    for event in finished:
+        total += event.duration_s
+        code = "-" if event.timed_out else str(event.returncode)
+        outcome = run_outcome(
+            event, by_run[event.iteration], is_last=event is finished[-1], stopped=stopped
         )
-        lines.append(f"| {number} | {duration:.1f} | {code} | {outcome} |")
+        step = steps.get(event.iteration)
+        if step is not None:
+            outcome = f"{md_text(step.step)}: {outcome}"
+        lines.append(f"| {event.iteration} | {event.duration_s:.1f} | {code} | {outcome} |")
     lines += ["", f"{len(finished)} run(s), {total:.1f} s of deploys in all."]
     return lines
 
 
-def _run_outcome(
-    finished: Mapping[str, Any],
-    events: Sequence[Mapping[str, Any]],
+def run_outcome(
+    finished: RunFinished,
+    events: Sequence[Event],
     *,
     is_last: bool,
-    stopped: Mapping[str, Any] | None,
+    stopped: Stopped | None,
 ) -> str:
-    if finished.get("timed_out"):
+    """One run's outcome in a few words (Markdown: actions in code spans)."""
+    if finished.timed_out:
         return "timed out"
-    if finished.get("returncode") == 0:
+    if finished.returncode == 0:
         return "deployed"
-    kinds = {str(e.get("event")): e for e in events}
-    denied = len(kinds.get("denials", {}).get("denials", []))
+    denials = [e for e in events if isinstance(e, DenialsFound)]
+    granted = [e for e in events if isinstance(e, Granted)]
+    waits = [e for e in events if isinstance(e, PropagationWait)]
+    denied = len(denials[-1].denials) if denials else 0
     parts = [f"denied {denied}" if denied else "failed without a denial"]
-    if "granted" in kinds:
-        actions = sorted({str(g["action"]) for g in kinds["granted"].get("grants", [])})
+    if granted:
+        actions = sorted({g.grant.action for g in granted[-1].grants})
         parts.append("granted " + ", ".join(md_code(a, in_table=True) for a in actions))
-    if "propagation_wait" in kinds:
-        parts.append(f"waited {kinds['propagation_wait'].get('seconds')} s for IAM to propagate")
-    if "session_expired" in kinds:
+    if waits:
+        parts.append(f"waited {waits[-1].seconds} s for IAM to propagate")
+    if any(isinstance(e, SessionRenewed) for e in events):
         parts.append("session expired, renewed")
-    if is_last and stopped is not None and "granted" not in kinds:
-        parts.append(f"stopped: {md_text(str(stopped.get('reason')))}")
+    if is_last and stopped is not None and not granted:
+        parts.append(f"stopped: {md_text(stopped.reason.value)}")
     return "; ".join(parts)
 
 
-def render_report(records: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown report for one journal."""
-    policy = _policy(records)
-    evidence = rebuild_evidence(records)
+def _phases_section(events: Sequence[Event], evidence: Sequence[Evidence]) -> list[str]:
+    """The actions each step of a phased run needed first (none for a journal without steps)."""
+    steps = step_of_runs(events)
+    if not steps:
+        return []
+    needed: dict[str, set[str]] = {}
+    for step in steps.values():
+        needed.setdefault(step.step, set())
+    for item in evidence:
+        during = steps.get(item.iteration)
+        if during is not None:
+            needed[during.step].add(item.grant.action)
+    lines = ["## Permissions by phase", ""]
+    for name, actions in needed.items():
+        listed = ", ".join(md_code(a) for a in sorted(actions)) or "nothing new"
+        lines.append(f"- {md_text(name)}: {listed}")
+    return ["", *lines]
+
+
+def render_report(events: Sequence[Event]) -> str:
+    """The Markdown report for one journal's events."""
+    policy = last_policy(events)
+    evidence = evidence_of(events)
     flags = review_flags(policy, evidence)
     quota = check_quota(policy)
-    lines = _header(records, policy)
+    lines = _header(events, policy)
     lines += ["", "## For the reviewer", ""]
     nothing = "- Nothing flagged: no escalation path, no wildcard, no IAM write."
     lines += render_flags(flags) or [nothing]
@@ -192,6 +224,7 @@ def render_report(records: Sequence[Mapping[str, Any]]) -> str:
         for number, part in enumerate(quota.parts, start=1):
             lines += ["", f"Managed policy {number} of {len(quota.parts)} ({part.size():,}):", ""]
             lines += _fenced(part.render_json(), "json")
+    lines += _phases_section(events, evidence)
     lines += ["", *_evidence_section(policy, evidence)]
-    lines += ["", *_runs_section(records)]
+    lines += ["", *_runs_section(events)]
     return "\n".join(lines) + "\n"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from discover import iamdb
-from discover.loop import Evidence
 from discover.policy import Grant, PolicyDocument, check_quota
+from discover.run_events import Evidence
 from discover.scoping import PASSED_TO_SERVICE_KEY
 
 

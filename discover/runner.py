@@ -12,16 +12,16 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from discover.credentials import Credentials, child_env
+from discover.credentials import child_env
+from discover.denials import iter_denials
 from discover.errors import DiscoverError
+from discover.ports import Credentials, DeployResult, OutputWatcher
 
 TAIL_BYTES = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -33,33 +33,6 @@ class CommandNotFoundError(DiscoverError):
     exit_code = 2
 
 
-@dataclass(frozen=True, slots=True)
-class DeployResult:
-    """How one deploy run ended."""
-
-    returncode: int
-    output: str  # the last TAIL_BYTES of the output, decoded with errors="replace"
-    duration_s: float
-    timed_out: bool
-    log_path: Path | None = None
-    truncated: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-    def tail(self, lines: int = 20) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
-
-    def lines(self) -> Iterator[str]:
-        """The whole output, line by line, from the log when there is one (bounded memory)."""
-        if self.log_path is not None and self.log_path.exists():
-            with self.log_path.open(encoding="utf-8", errors="replace") as handle:
-                yield from handle
-        else:
-            yield from self.output.splitlines(keepends=True)
-
-
 def run_command(
     argv: Sequence[str],
     *,
@@ -68,8 +41,13 @@ def run_command(
     log_path: Path,
     timeout_s: float,
     echo: TextIO | None = None,
+    watch: OutputWatcher | None = None,
 ) -> DeployResult:
-    """Run ``argv`` in ``cwd``; stream to ``log_path`` (and ``echo``); kill the group on timeout."""
+    """Run ``argv`` in ``cwd``; stream to ``log_path`` (and ``echo``); kill the group on timeout.
+
+    ``watch`` sees each complete line as it arrives (the live view's last line). The result
+    carries the denials read from the whole log, so its readers never open the file.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
@@ -98,19 +76,12 @@ def run_command(
 
     def pump() -> None:
         nonlocal truncated
-        live = echo
-        # Incremental: a character split across two reads is echoed whole.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        forward = _Forward(echo, watch)
         with log_path.open("wb") as log:
             while chunk := stdout.read1(_CHUNK):
                 log.write(chunk)
                 log.flush()
-                if live is not None:
-                    try:
-                        live.write(decoder.decode(chunk))
-                        live.flush()
-                    except (OSError, ValueError):
-                        live = None  # a closed terminal or pipe must not stall the deploy
+                forward.feed(chunk)
                 tail.extend(chunk)
                 if len(tail) > TAIL_BYTES:
                     del tail[: len(tail) - TAIL_BYTES]
@@ -130,6 +101,8 @@ def run_command(
         kill_group(process)  # Ctrl-C: the whole deploy goes, not just its first process
         raise
     reader.join(timeout=10)
+    with log_path.open(encoding="utf-8", errors="replace") as handle:
+        denials = tuple(iter_denials(handle, source="output"))
     return DeployResult(
         returncode=process.returncode if process.returncode is not None else -1,
         output=tail.decode("utf-8", errors="replace"),
@@ -137,7 +110,40 @@ def run_command(
         timed_out=timed_out,
         log_path=log_path,
         truncated=truncated,
+        denials=denials,
     )
+
+
+class _Forward:
+    """The output as it streams, to the raw echo and, line by line, to a watcher.
+
+    Either that fails (a closed terminal, a broken view) is dropped: it must not stall the
+    deploy. Decoding is incremental, so a character split across two reads arrives whole.
+    """
+
+    def __init__(self, echo: TextIO | None, watch: OutputWatcher | None) -> None:
+        self._echo = echo
+        self._watch = watch
+        self._partial = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def feed(self, chunk: bytes) -> None:
+        if self._echo is None and self._watch is None:
+            return
+        text = self._decoder.decode(chunk)
+        if self._echo is not None:
+            try:
+                self._echo.write(text)
+                self._echo.flush()
+            except (OSError, ValueError):
+                self._echo = None
+        if self._watch is not None:
+            *complete, self._partial = (self._partial + text).split("\n")
+            try:
+                for line in complete[-20:]:  # a burst: only its last lines can still be seen
+                    self._watch.output_line(line.rstrip("\r"))
+            except Exception:
+                self._watch = None
 
 
 def kill_group(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
@@ -157,12 +163,8 @@ def kill_group(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
             continue
 
 
-def stderr_echo() -> TextIO:
-    return sys.stderr
-
-
 class CommandDeployer:
-    """The loop's ``Deployer``: the configured command, with only the sandbox session's env."""
+    """The ``Deployer`` port: the configured command, with only the sandbox session's env."""
 
     def __init__(
         self,
@@ -174,6 +176,7 @@ class CommandDeployer:
         timeout_s: float,
         endpoint_url: str | None = None,
         echo: TextIO | None = None,
+        watch: OutputWatcher | None = None,
     ) -> None:
         self._argv = tuple(argv)
         self._cwd = cwd
@@ -182,6 +185,7 @@ class CommandDeployer:
         self._timeout_s = timeout_s
         self._endpoint_url = endpoint_url
         self._echo = echo
+        self._watch = watch
 
     def deploy(self, credentials: Credentials, iteration: int) -> DeployResult:
         env = child_env(credentials, self._region, endpoint_url=self._endpoint_url)
@@ -192,4 +196,5 @@ class CommandDeployer:
             log_path=self._logs_dir / f"{iteration:02d}.log",
             timeout_s=self._timeout_s,
             echo=self._echo,
+            watch=self._watch,
         )

@@ -36,6 +36,10 @@ BLOCKING_STATES = frozenset(
         "UPDATE_ROLLBACK_FAILED",
     }
 )
+# States a stack is deployed in: an update or a remove can start from them.
+DEPLOYED_STATES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+)
 DEPLOYMENT_BUCKET_LOGICAL_ID = "ServerlessDeploymentBucket"
 _THROTTLING = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
@@ -96,6 +100,7 @@ class AwsSandbox:
         endpoint_url: str | None = None,
         deployment_bucket: str | None = None,
         managed_stacks: Sequence[str] = (),
+        artifact_bucket: tuple[str | None, str] = (None, DEPLOYMENT_BUCKET_LOGICAL_ID),
         stack_wait_s: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -106,6 +111,8 @@ class AwsSandbox:
         self._deployment_bucket = deployment_bucket
         # Stacks the deploy CLI creates for itself (SAM's artifact stack): cleaned when blocked.
         self._managed_stacks = tuple(managed_stacks)
+        # The stack (None: the configured one) and logical id of the CLI's artifact bucket.
+        self._artifact_bucket = artifact_bucket
         self._stack_wait_s = stack_wait_s
         self._sleep = sleep
         kwargs: dict[str, Any] = {"region_name": region}
@@ -263,7 +270,27 @@ class AwsSandbox:
         return str(stacks[0]["StackStatus"]) if stacks else None
 
     def prepare(self) -> None:
-        """Wait out a stack operation in progress; delete the stack if its state blocks deploys."""
+        """Wait out a stack operation in progress; recover a state that blocks deploys.
+
+        A stack stuck in ``UPDATE_ROLLBACK_FAILED`` (a denial during the rollback of an update)
+        has its rollback continued, as the admin, so it can be updated again; if that fails
+        too, or the state is any other blocking one (``DELETE_FAILED``, a failed create), the
+        stack is deleted (again) as the admin.
+        """
+        for name in self._managed_stacks:
+            if self._status_of(name) in BLOCKING_STATES:
+                self._delete_managed(name)
+        status = self._settled()
+        if status == "UPDATE_ROLLBACK_FAILED" and self._continue_rollback():
+            return
+        if status in BLOCKING_STATES:
+            self.delete_stack()
+
+    def deployed(self) -> bool:
+        """True when the stack exists in a state an update or a remove can start from."""
+        return self._settled() in DEPLOYED_STATES
+
+    def _settled(self) -> str | None:
         deadline = time.monotonic() + self._stack_wait_s
         status = self.stack_status()
         while (
@@ -276,15 +303,24 @@ class AwsSandbox:
                 raise SandboxError(msg, tip="Wait for it to finish in the console, then run again.")
             self._sleep(5)
             status = self.stack_status()
-        if status in BLOCKING_STATES:
-            self.delete_stack()
-        for name in self._managed_stacks:
-            if self._status_of(name) in BLOCKING_STATES:
-                self._delete_managed(name)
+        return status
+
+    def _continue_rollback(self) -> bool:
+        """``ContinueUpdateRollback`` as the admin; True once the stack is back to its last state.
+
+        NOTE: a stack in UPDATE_ROLLBACK_FAILED can only be rolled back further or deleted.
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-continueupdaterollback.html
+        """
+        try:
+            self.cloudformation.continue_update_rollback(StackName=self._stack_name)
+        except botocore.exceptions.ClientError:
+            return False
+        return self._settled() == "UPDATE_ROLLBACK_COMPLETE"
 
     def delete_stack(self) -> None:
         """Delete the configured stack (emptying its deployment bucket first) and wait."""
-        bucket = self._bucket_name()
+        # A bucket in another stack (SAM's managed one) is shared: never emptied here.
+        bucket = self._bucket_name() if self._artifact_bucket[0] is None else None
         if bucket is not None:
             self._empty_bucket(bucket)
         self._delete_stack_call()
@@ -389,11 +425,12 @@ class AwsSandbox:
     def _bucket_name(self) -> str | None:
         if self._deployment_bucket:
             return self._deployment_bucket
+        stack, logical_id = self._artifact_bucket
         try:
             answer = self.cloudformation.describe_stack_resource(
-                StackName=self._stack_name, LogicalResourceId=DEPLOYMENT_BUCKET_LOGICAL_ID
+                StackName=stack or self._stack_name, LogicalResourceId=logical_id
             )
-        except botocore.exceptions.ClientError:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             return None
         physical = answer["StackResourceDetail"].get("PhysicalResourceId")
         return str(physical) if physical else None

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import quote, unquote
 
 from discover import iamdb
 from discover.denials import Denial
@@ -51,11 +52,6 @@ _IAM_NAMED = re.compile(
 )
 _PRINCIPAL = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?:iam|sts)::(?P<account>\d{12}):")
 
-# events.py writes a stack event's denial as "LogicalId (AWS::Type) STATUS: reason".
-_STACK_EVENT = re.compile(
-    r"^(?P<logical_id>[A-Za-z0-9]{1,255}) \((?P<type>AWS::[A-Za-z0-9]+::[A-Za-z0-9:]+)\) [A-Z_]+: "
-)
-
 # The service a role is passed to when CloudFormation creates a resource of a given type (the
 # type's role property: Lambda's Role, a state machine's RoleArn, ...). Only used for the
 # ``iam:PassedToService`` condition, and only where IAM lists that key for the action.
@@ -78,23 +74,6 @@ PASSED_TO_SERVICE: dict[str, str] = {
     "AWS::StepFunctions::StateMachine": "states.amazonaws.com",
 }
 PASSED_TO_SERVICE_KEY = "iam:PassedToService"
-# "Resource handler returned message: "... (Service: Lambda, Status Code: 403, ...)"": the
-# service client (AWS SDK v2 names) whose call CloudFormation made for the resource.
-_RESOURCE_HANDLER = re.compile(
-    r"Resource handler returned message:.*?\(Service: (?P<service>[A-Za-z0-9]+)[,;]", re.S
-)
-_HANDLER_SERVICES = {
-    "ApiGateway": "apigateway.amazonaws.com",
-    "AppSync": "appsync.amazonaws.com",
-    "CodeBuild": "codebuild.amazonaws.com",
-    "Ecs": "ecs-tasks.amazonaws.com",
-    "EventBridge": "events.amazonaws.com",
-    "Firehose": "firehose.amazonaws.com",
-    "Lambda": "lambda.amazonaws.com",
-    "Pipes": "pipes.amazonaws.com",
-    "Scheduler": "scheduler.amazonaws.com",
-    "Sfn": "states.amazonaws.com",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +93,14 @@ class StackResource:
 
 
 def stack_resource(denial: Denial) -> StackResource | None:
-    """The logical id and type of a stack-event denial's resource (None for other sources)."""
-    if denial.source != "stack-event":
+    """The logical id and type of a stack-event denial's resource (None when it has none).
+
+    Read from the denial's fields, never from its message: rewording a message must not
+    change a grant.
+    """
+    if denial.logical_id is None or denial.resource_type is None:
         return None
-    match = _STACK_EVENT.match(denial.message)
-    if match is None:
-        return None
-    return StackResource(match.group("logical_id"), match.group("type"))
+    return StackResource(denial.logical_id, denial.resource_type)
 
 
 # --- one placeholder at a time ----------------------------------------------------------------
@@ -222,7 +202,7 @@ def _generalise_object_key(placeholder: str, value: str) -> tuple[str, str]:
     return value, ""
 
 
-def _generalise_value(
+def _generalise_value(  # noqa: PLR0911 - one return per kind of placeholder
     placeholder: str, value: str, values: dict[str, str], context: _Context
 ) -> tuple[str, str]:
     """The value for one placeholder, and what was done (empty when kept)."""
@@ -232,11 +212,25 @@ def _generalise_value(
         return value, f"{placeholder}: * as AWS wrote it"
     if placeholder == "ObjectName":
         return _generalise_object_key(placeholder, value)
+    if placeholder == "UrlEncodedResourceARN":
+        return _generalise_encoded_arn(placeholder, value, context)
     if _is_name(placeholder):
         return _generalise_name(placeholder, value, context)
     if _is_generated_id(placeholder, value):
         return _generalise_id(placeholder, value, values, context)
     return value, ""
+
+
+def _generalise_encoded_arn(placeholder: str, value: str, context: _Context) -> tuple[str, str]:
+    # API Gateway tags name the tagged resource by its URL-encoded ARN (/tags/arn%3Aaws...):
+    # the ids generated inside it change on every create, as in the resource's own ARN.
+    inner = unquote(value)
+    if not inner.startswith("arn:") or "*" in inner:
+        return value, ""
+    found = generalise(context.action, inner) or _generated_path_ids(context.action, inner)
+    if found is None or found[0] == inner:
+        return value, ""
+    return quote(found[0], safe="*"), f"{placeholder}: generated ids in the tagged ARN -> *"
 
 
 def _generalise_id(
@@ -396,23 +390,20 @@ def _arn_from_iam_name(action: Action, resource: str, origin: Denial | None) -> 
 
 
 def _passed_to_service(action: Action, origin: Denial | None) -> tuple[Condition, str]:
+    """``iam:PassedToService`` for a role a stack resource takes, from the denial's fields.
+
+    Only a stack event's denial says which resource (and so which service) the role goes to;
+    a denial read from the CLI's output does not, and its message is never read for it: the
+    same refusal comes from the stack's events too, and that copy is the one kept.
+    """
     if origin is None or PASSED_TO_SERVICE_KEY not in iamdb.condition_keys(action):
         return (), ""
     resource = stack_resource(origin)
-    if resource is not None and resource.resource_type in PASSED_TO_SERVICE:
-        service = PASSED_TO_SERVICE[resource.resource_type]
-        why = f"{resource.logical_id}, {resource.resource_type}"
-    else:
-        # The CLI repeats a failed stack event's reason; CloudFormation's resource handler
-        # names the service whose call was refused. It can only narrow the grant: a wrong
-        # service would be refused again and show the right one.
-        handler = _RESOURCE_HANDLER.search(origin.message)
-        caller = handler.group("service") if handler else ""
-        if caller not in _HANDLER_SERVICES:
-            return (), ""
-        service = _HANDLER_SERVICES[caller]
-        why = f"the resource handler's call to {caller}"
+    if resource is None or resource.resource_type not in PASSED_TO_SERVICE:
+        return (), ""
+    service = PASSED_TO_SERVICE[resource.resource_type]
     condition: Condition = (("StringEquals", PASSED_TO_SERVICE_KEY, (service,)),)
+    why = f"{resource.logical_id}, {resource.resource_type}"
     return condition, f"; passed only to {service} ({why})"
 
 
@@ -442,11 +433,10 @@ def scope(
         return Scoped(Grant(action, "*"), "the denial named no resource")
     if "?" in resource:
         return None
-    if not resource.startswith("arn:"):
-        built = _arn_from_iam_name(action, resource, origin)
-        if built is None:
-            return None
-        resource = built
+    arn = resource if resource.startswith("arn:") else _arn_from_iam_name(action, resource, origin)
+    if arn is None or not iamdb.is_concrete_arn(arn):
+        return None  # not an ARN, or redacted/templated (arn:aws:iam::<account>:role/x)
+    resource = arn
     stack = stack_resource(origin) if origin is not None else None
     logical_id = stack.logical_id if stack else None
     generalised = generalise(action, resource, logical_id=logical_id, granted=granted)

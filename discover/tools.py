@@ -111,6 +111,11 @@ class Tool:
         stack = self.artifact_bucket.stack_name
         return (stack,) if stack else ()
 
+    @property
+    def bucket_location(self) -> tuple[str | None, str]:
+        """The artifact bucket's stack (None: the service's) and logical id."""
+        return (self.artifact_bucket.stack_name, self.artifact_bucket.logical_id)
+
     def artifact_stack(self, service_stack: str) -> str:
         """The stack that holds the artifact bucket, for a service deployed as ``service_stack``."""
         return self.artifact_bucket.stack_name or service_stack
@@ -193,3 +198,8 @@ def sam_settings(service_dir: Path, env: str = "default") -> ServiceSettings:
         region=region if isinstance(region, str) and region else None,
         found=True,
     )
+
+
+def tool_of(config: Any) -> Tool:
+    """The tool a validated ``Config`` names (its ``tool`` field)."""
+    return TOOLS[ToolName(str(config.tool))]

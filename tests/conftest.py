@@ -19,6 +19,22 @@ SERVICES = FIXTURES / "services"
 OSLS = FIXTURES / "serverless" / "node_modules" / ".bin" / "osls"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module's sandbox on one xdist worker (``--dist loadgroup``).
+
+    A module-scoped sandbox costs a server start (seconds of moto imports) on every worker
+    that runs one of its tests; grouping them pays it once. Tests with their own sandbox
+    spread freely.
+    """
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None or "sandbox" not in item.fixturenames:
+            continue
+        chain = definitions.name2fixturedefs.get("sandbox", ())
+        if chain and chain[-1].scope == "module" and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[LocalSandboxInfo]:
     """A fresh local sandbox server process on a free loopback port, stopped after the test."""

@@ -2,8 +2,9 @@
 
 ``scripts/regen-golden`` runs this module: it re-renders every golden file from the journals
 recorded under ``fixtures/journals/`` (on purpose, after a change in scoping, formats or the
-report), and with ``--record`` first runs the hello service through ``discover --local`` to
-record its journal anew (when the local sandbox learns to deny more, the policy grows).
+report), and with ``--record [SERVICE ...]`` first runs the sample services (default: hello)
+through ``discover --local`` to record their journals anew (when the local sandbox learns to
+deny more, the policy grows).
 """
 
 from __future__ import annotations
@@ -13,45 +14,46 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from discover.formats import Format, render
-from discover.journal import read_journal
-from discover.policy import PolicyDocument
+from discover.journal import read_events, read_journal
 from discover.report import render_report
+from discover.run_events import Event, first_start, last_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 JOURNALS = ROOT / "fixtures" / "journals"
 GOLDEN = ROOT / "fixtures" / "golden"
 OSLS = ROOT / "fixtures" / "serverless" / "node_modules" / ".bin" / "osls"
 
-LIMIT = ("--max-iterations", "60")  # hello needs ~30 runs once CloudFormation's calls count
-Records = Sequence[Mapping[str, Any]]
+LIMIT = ("--max-iterations", "90")  # ~30-50 runs once CloudFormation's calls and tags count
+Events = Sequence[Event]
 
 
 def journal(name: str) -> list[dict[str, Any]]:
-    """The recorded journal ``fixtures/journals/NAME.jsonl``."""
+    """The recorded journal ``fixtures/journals/NAME.jsonl``, as raw records."""
     return list(read_journal(JOURNALS / f"{name}.jsonl"))
 
 
-def final_policy(records: Records) -> PolicyDocument:
-    """The last policy the run applied to the role."""
-    applied = [r for r in records if r["event"] in {"granted", "policy_applied"}]
-    return PolicyDocument.from_dict(applied[-1]["policy"])
+def events(name: str) -> tuple[Event, ...]:
+    """The recorded journal ``fixtures/journals/NAME.jsonl``, as typed events."""
+    return read_events(JOURNALS / f"{name}.jsonl")
 
 
-def stack_name(records: Records) -> str:
-    return str(next(r for r in records if r["event"] == "started")["stack_name"])
+def stack_name(events: Events) -> str:
+    started = first_start(events)
+    assert started is not None
+    return started.stack_name
 
 
-def _format(fmt: Format) -> Callable[[Records], str]:
-    return lambda records: render(final_policy(records), fmt, name=stack_name(records))
+def _format(fmt: Format) -> Callable[[Events], str]:
+    return lambda events: render(last_policy(events), fmt, name=stack_name(events))
 
 
 # Golden file name -> how it is made from a journal.
-OUTPUTS: dict[str, Callable[[Records], str]] = {
+OUTPUTS: dict[str, Callable[[Events], str]] = {
     "policy.json": _format(Format.JSON),
     "policy.tf": _format(Format.TERRAFORM),
     "policy.cfn.yaml": _format(Format.CLOUDFORMATION),
@@ -61,23 +63,23 @@ OUTPUTS: dict[str, Callable[[Records], str]] = {
 
 
 def regenerate(name: str) -> list[Path]:
-    records = journal(name)
+    recorded = events(name)
     folder = GOLDEN / name
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for filename, make in OUTPUTS.items():
         path = folder / filename
-        path.write_text(make(records), encoding="utf-8")
+        path.write_text(make(recorded), encoding="utf-8")
         written.append(path)
     return written
 
 
-def record_hello() -> Path:
-    """Run hello through ``discover --local``; keep its journal, paths made relative."""
+def record(name: str = "hello") -> Path:
+    """Run a sample service through ``discover --local``; keep its journal, paths relative."""
     with tempfile.TemporaryDirectory() as tmp:
-        service = Path(tmp) / "hello"
+        service = Path(tmp) / name
         shutil.copytree(
-            ROOT / "fixtures" / "services" / "hello",
+            ROOT / "fixtures" / "services" / name,
             service,
             ignore=shutil.ignore_patterns(".discover", ".serverless", "node_modules"),
         )
@@ -87,7 +89,7 @@ def record_hello() -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        return keep_journal(service / ".discover" / "journal.jsonl", service, "hello")
+        return keep_journal(service / ".discover" / "journal.jsonl", service, name)
 
 
 def keep_journal(path: Path, service: Path, name: str) -> Path:
@@ -105,7 +107,9 @@ def keep_journal(path: Path, service: Path, name: str) -> Path:
 
 def main(argv: Sequence[str]) -> int:
     if "--record" in argv:
-        print(f"recorded {record_hello().relative_to(ROOT)}")
+        names = [a for a in argv[argv.index("--record") + 1 :] if not a.startswith("-")]
+        for name in names or ["hello"]:
+            print(f"recorded {record(name).relative_to(ROOT)}")
     for path in sorted(JOURNALS.glob("*.jsonl")):
         for written in regenerate(path.stem):
             print(f"wrote {written.relative_to(ROOT)}")

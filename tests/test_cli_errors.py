@@ -320,3 +320,26 @@ def test_no_admin_credentials_is_a_one_line_message(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert_one_line_error(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "says"),
+    [
+        ("what it does", ["--help"], "least-privilege IAM policy"),
+        ("an example", ["--help"], "discover --local"),
+        ("where the policy goes", ["--help"], ".discover/policy.json"),
+        ("where the runs' output goes", ["--help"], ".discover/iterations/"),
+        ("the exit codes", ["--help"], "exit codes: 0 converged"),
+        ("a subcommand's purpose", ["verify", "--help"], "only the given policy"),
+    ],
+)
+def test_help_speaks_to_users(
+    name: str, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--help`` says what discover does, shows an example and where files go."""
+    with pytest.raises(SystemExit) as exited:
+        run_main(argv)
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert says in out, name
+    assert "The only place that exits" not in out

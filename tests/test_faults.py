@@ -59,7 +59,9 @@ def world(sandbox: LocalSandboxInfo, tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def discover_argv(world: dict[str, Any], *extra: str, fake: tuple[str, ...] = ()) -> list[str]:
+def discover_argv(
+    world: dict[str, Any], *extra: str, fake: tuple[str, ...] = (), quiet: bool = True
+) -> list[str]:
     info: LocalSandboxInfo = world["info"]
     fake_args = [a for call in CALLS for a in ("--call", call)] + list(fake)
     return [
@@ -74,7 +76,7 @@ def discover_argv(world: dict[str, Any], *extra: str, fake: tuple[str, ...] = ()
         str(world["service"]),
         "--stack-name",
         STACK,
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         "--log-format",
         "json",
         *extra,
@@ -97,10 +99,10 @@ def admin_env(info: LocalSandboxInfo) -> dict[str, str]:
 
 
 def run(
-    world: dict[str, Any], *extra: str, fake: tuple[str, ...] = ()
+    world: dict[str, Any], *extra: str, fake: tuple[str, ...] = (), quiet: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        discover_argv(world, *extra, fake=fake),
+        discover_argv(world, *extra, fake=fake, quiet=quiet),
         env=admin_env(world["info"]),
         capture_output=True,
         text=True,
@@ -152,6 +154,26 @@ def test_baseline_converges(world: dict[str, Any]) -> None:
         "logs:DescribeLogGroups",
     }
     assert [r["event"] for r in records][:2] == ["started", "backup"]
+
+
+def test_in_a_pipe_each_event_is_one_json_line_and_stdout_only_the_policy(
+    world: dict[str, Any],
+) -> None:
+    """Without a terminal: stderr has one JSON line per journal event (the planned grant
+    aside), stdout holds the policy alone, and the deploy's own output is in neither."""
+    result = run(world, fake=("--print", "DEPLOY-SAYS-HELLO"), quiet=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == role_policy(world)
+    assert "DEPLOY-SAYS-HELLO" not in result.stdout
+    # (The text is in the deploy command, which the ``started`` line names.)
+    said = [line for line in result.stderr.splitlines() if '"event": "started"' not in line]
+    assert "DEPLOY-SAYS-HELLO" not in "\n".join(said)
+    first_log = world["service"] / ".discover" / "iterations" / "01.log"
+    assert "DEPLOY-SAYS-HELLO" in first_log.read_text()
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    journaled = [r["event"] for r in journal(world) if r["event"] != "grant_planned"]
+    assert [line["event"] for line in logged] == journaled
+    assert all("policy" not in line for line in logged)
 
 
 def test_deploy_hangs(world: dict[str, Any]) -> None:
@@ -262,8 +284,9 @@ def test_sigint_during_grant_exits_130_consistently(world: dict[str, Any]) -> No
 def test_second_concurrent_run_is_refused(world: dict[str, Any]) -> None:
     """While one run holds the folder and the role, a second one in the same folder, and one
     in another folder on the same role, are refused with exit 2; the first finishes."""
+    release = world["tmp"] / "release"
     first = subprocess.Popen(
-        discover_argv(world, fake=("--hang", "6")),
+        discover_argv(world, fake=("--hold-until", str(release))),
         env=admin_env(world["info"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -285,6 +308,7 @@ def test_second_concurrent_run_is_refused(world: dict[str, Any]) -> None:
         assert same_role.returncode == 2
         assert "locked" in same_role.stderr
     finally:
+        release.write_text("go")  # the first run's deploys go on at once
         _, err = first.communicate(timeout=180)
     assert first.returncode == 0, err[-2000:]
     assert len(granted_actions(role_policy(world))) == 4

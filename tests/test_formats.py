@@ -14,7 +14,8 @@ from discover.cli import build_parser
 from discover.formats import Format, render
 from discover.iamdb import Action
 from discover.policy import MANAGED_POLICY_QUOTA, Grant, PolicyDocument, policy_size
-from tests.golden import GOLDEN, OUTPUTS, final_policy, journal, stack_name
+from discover.run_events import Stopped, StopReason, last_policy
+from tests.golden import GOLDEN, OUTPUTS, events, stack_name
 from tests.test_policy import large_policy
 
 TO_LAMBDA = (("StringEquals", "iam:PassedToService", ("lambda.amazonaws.com",)),)
@@ -140,7 +141,7 @@ def test_hello_policy_matches_its_golden_file(filename: str) -> None:
     """The recorded hello run renders byte for byte as the golden file (scripts/regen-golden
     rewrites them on purpose)."""
     expected = (GOLDEN / "hello" / filename).read_text(encoding="utf-8")
-    assert OUTPUTS[filename](journal("hello")) == expected
+    assert OUTPUTS[filename](events("hello")) == expected
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_hello_policy_matches_its_golden_file(filename: str) -> None:
 )
 def test_hello_golden_files_parse_back_to_the_policy(fmt: Format, filename: str) -> None:
     """Each golden file, read by a real parser, holds exactly the hello policy."""
-    policy = final_policy(journal("hello")).effective()
+    policy = last_policy(events("hello")).effective()
     parsed = PARSERS[fmt]((GOLDEN / "hello" / filename).read_text(encoding="utf-8"))
     assert [p for _, p in parsed] == [policy]
 
@@ -167,7 +168,7 @@ def g(action: str, resource: str = "*", condition: Any = ()) -> Grant:
 
 
 POLICIES = {
-    "hello": final_policy(journal("hello")),
+    "hello": last_policy(events("hello")),
     "a condition and a wildcard": PolicyDocument(
         frozenset(
             {
@@ -235,7 +236,6 @@ def test_run_takes_the_format_option(fmt: Format) -> None:
 
 def test_golden_helpers_read_the_recorded_journal() -> None:
     """The recorded hello journal names its stack and ends with a deploy that succeeded."""
-    records = journal("hello")
-    assert stack_name(records) == "hello-dev"
-    assert records[-1]["event"] == "stopped"
-    assert records[-1]["reason"] == "succeeded"
+    recorded = events("hello")
+    assert stack_name(recorded) == "hello-dev"
+    assert recorded[-1] == Stopped(StopReason.SUCCEEDED, recorded[-1].detail)

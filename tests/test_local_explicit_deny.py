@@ -11,8 +11,8 @@ import botocore.exceptions
 import pytest
 
 from discover.denials import Reason, parse_denials
-from discover.events import denials_from_events
 from discover.local.process import LocalSandbox, LocalSandboxInfo
+from discover.stack_events import denials_from_events
 from tests.conftest import admin_session, role_session
 
 pytestmark = pytest.mark.sandbox

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import botocore.exceptions
 import pytest
 
-from discover.events import denials_from_events
 from discover.local.process import LocalSandbox
+from discover.stack_events import denials_from_events
 from tests.conftest import admin_session, role_session
 
 pytestmark = pytest.mark.sandbox

@@ -20,7 +20,7 @@ from discover.credentials import Credentials
 from discover.denials import Denial, Reason
 from discover.errors import DiscoverError
 from discover.iamdb import Action
-from discover.journal import Journal, read_journal
+from discover.journal import Journal, read_events, read_journal
 from discover.known_messages import Target
 from discover.loop import (
     Evidence,
@@ -32,11 +32,11 @@ from discover.loop import (
     judge,
     owns_principal,
     plan_grants,
-    rebuild_evidence,
     resume_state,
 )
 from discover.policy import Grant, PolicyDocument
-from discover.runner import DeployResult
+from discover.ports import DeployResult
+from discover.run_events import Started, decode, evidence_of
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sandbox"
@@ -276,12 +276,12 @@ def test_granted_resources_are_scoped_not_wildcards(tmp_path: Path) -> None:
 
 
 def test_journal_evidence_rebuilds_to_the_outcomes_evidence(tmp_path: Path) -> None:
-    """``rebuild_evidence`` reads back from the journal exactly the evidence the run had."""
+    """``evidence_of`` reads back from the journal exactly the evidence the run had."""
     sandbox = FakeSandbox()
     needs = [("cloudformation:CreateChangeSet", STACK), ("iam:CreateRole", LAMBDA_ROLE)]
     run = run_loop(tmp_path, PolicyDeployer(sandbox, needs), sandbox)
     assert run.outcome.reason is StopReason.SUCCEEDED
-    assert rebuild_evidence(run.events) == run.outcome.evidence
+    assert evidence_of(read_events(run.journal)) == run.outcome.evidence
     assert [e.iteration for e in run.outcome.evidence] == [1, 2]
 
 
@@ -869,11 +869,11 @@ def test_refused_grant_stops_before_it_is_applied(tmp_path: Path) -> None:
     assert [d.action for d in outcome.blocking] == ["iam:PassRole"]
 
 
-def test_rebuild_evidence_reads_conditions_and_skips_other_events() -> None:
+def test_evidence_reads_conditions_and_skips_other_events() -> None:
     """A ``granted`` record with a condition reads back to the same grant; other events and
     their fields are ignored."""
     records: list[dict[str, Any]] = [
-        {"event": "started", "role_arn": ROLE},
+        {"event": "backup", "role_arn": ROLE, "backup": {"inline": {}, "attached": []}},
         {"event": "denials", "iteration": 2, "denials": []},
         {
             "event": "granted",
@@ -896,9 +896,10 @@ def test_rebuild_evidence_reads_conditions_and_skips_other_events() -> None:
                     },
                 }
             ],
+            "policy": {"Version": "2012-10-17", "Statement": []},
         },
     ]
-    (evidence,) = rebuild_evidence(records)
+    (evidence,) = evidence_of(e for r in records if (e := decode(r)) is not None)
     assert evidence.iteration == 2
     assert evidence.grant == Grant(
         Action("iam:PassRole"),
@@ -920,7 +921,7 @@ def test_interrupted_run_resumes_from_its_journal(tmp_path: Path) -> None:
         ]
     )
     journal = Journal(tmp_path / "journal.jsonl")
-    journal.append("started", stack_name="demo-dev")
+    journal.emit(STARTED)
     outcome = discover(
         deployer,
         FakeSandbox(),
@@ -931,9 +932,28 @@ def test_interrupted_run_resumes_from_its_journal(tmp_path: Path) -> None:
         now=Clock(),
     )
     assert outcome.reason is StopReason.INTERRUPTED
-    state = resume_state(list(read_journal(journal.path)), stack_name="demo-dev")
+    state = resume_state(read_events(journal.path), stack_name="demo-dev")
     assert state.policy == outcome.policy
     assert state.last_iteration == 3
+
+
+def started(stack_name: str) -> dict[str, Any]:
+    """A journal's ``started`` record for ``stack_name``."""
+    return {
+        "event": "started",
+        "role_arn": ROLE,
+        "policy_name": "discover",
+        "stack_name": stack_name,
+        "region": "us-east-1",
+        "stage": "dev",
+        "command": ["serverless", "deploy"],
+        "local": False,
+        "max_iterations": 10,
+    }
+
+
+STARTED = decode(started("demo-dev"))
+assert isinstance(STARTED, Started)
 
 
 @pytest.mark.parametrize(
@@ -941,13 +961,10 @@ def test_interrupted_run_resumes_from_its_journal(tmp_path: Path) -> None:
     [
         ("empty journal", [], "no interrupted run"),
         ("no start", [{"event": "run_started", "iteration": 1}], "no interrupted run"),
-        ("another stack", [{"event": "started", "stack_name": "other-dev"}], "other-dev"),
+        ("another stack", [started("other-dev")], "other-dev"),
         (
             "already converged",
-            [
-                {"event": "started", "stack_name": "demo-dev"},
-                {"event": "stopped", "reason": "succeeded"},
-            ],
+            [started("demo-dev"), {"event": "stopped", "reason": "succeeded"}],
             "converged",
         ),
     ],
@@ -957,7 +974,7 @@ def test_resume_refuses_a_journal_it_cannot_continue(
 ) -> None:
     """Resuming needs an unfinished run of the same stack; anything else is a clear error."""
     with pytest.raises(DiscoverError) as caught:
-        resume_state(records, stack_name="demo-dev")
+        resume_state([e for r in records if (e := decode(r)) is not None], stack_name="demo-dev")
     assert fragment in caught.value.msg, name
 
 

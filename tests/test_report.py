@@ -16,7 +16,8 @@ from discover.iamdb import Action
 from discover.policy import Grant, PolicyDocument
 from discover.report import render_report
 from discover.risks import ESCALATIONS, Kind, Severity, md_code, md_text, review_flags
-from tests.golden import GOLDEN, JOURNALS, journal
+from discover.run_events import Event, decode
+from tests.golden import GOLDEN, JOURNALS, events, journal
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/demo-dev-us-east-1-lambdaRole"
@@ -36,13 +37,13 @@ def g(action: str, resource: str = "*", condition: Any = ()) -> Grant:
 def test_hello_report_matches_its_golden_file() -> None:
     """The recorded hello journal renders byte for byte as fixtures/golden/hello/report.md."""
     expected = (GOLDEN / "hello" / "report.md").read_text(encoding="utf-8")
-    assert render_report(journal("hello")) == expected
+    assert render_report(events("hello")) == expected
 
 
 def test_hello_report_gives_each_permission_its_run_and_message() -> None:
     """Every grant in the hello report names the run after which it came and the exact text."""
     records = journal("hello")
-    report = render_report(records)
+    report = render_report(events("hello"))
     for record in records:
         if record["event"] != "granted":
             continue
@@ -170,6 +171,13 @@ def test_every_escalation_path_names_real_actions() -> None:
 # --- a journal as real AWS would write it for hello ---------------------------------------------
 
 
+def typed(records: list[dict[str, Any]]) -> list[Event]:
+    """Raw journal records as the typed events the report reads (every one must decode)."""
+    found = [decode(r) for r in records]
+    assert None not in found
+    return [e for e in found if e is not None]
+
+
 def _records(grants: list[tuple[int, Grant, str, str]], *, stack: str = "demo-dev") -> list[Any]:
     """A journal: one run per grant, then a run that deploys."""
     records: list[dict[str, Any]] = [
@@ -179,7 +187,10 @@ def _records(grants: list[tuple[int, Grant, str, str]], *, stack: str = "demo-de
             "role_arn": f"arn:aws:iam::{ACCOUNT}:role/sandbox",
             "policy_name": "discover",
             "region": "us-east-1",
+            "stage": "dev",
             "command": ["serverless", "deploy"],
+            "local": False,
+            "max_iterations": 10,
         },
         {"event": "policy_applied", "iteration": 0, "policy": PolicyDocument().to_dict()},
     ]
@@ -196,7 +207,13 @@ def _records(grants: list[tuple[int, Grant, str, str]], *, stack: str = "demo-de
         policy = policy.with_grants([grant])
         records += [
             {"event": "run_started", "iteration": number},
-            {"event": "run_finished", "iteration": number, "returncode": 1, "duration_s": 2.0},
+            {
+                "event": "run_finished",
+                "iteration": number,
+                "returncode": 1,
+                "duration_s": 2.0,
+                "timed_out": False,
+            },
             {"event": "denials", "iteration": number, "denials": [denial]},
             {
                 "event": "granted",
@@ -216,7 +233,13 @@ def _records(grants: list[tuple[int, Grant, str, str]], *, stack: str = "demo-de
     last = len(grants) + 1
     records += [
         {"event": "run_started", "iteration": last},
-        {"event": "run_finished", "iteration": last, "returncode": 0, "duration_s": 9.5},
+        {
+            "event": "run_finished",
+            "iteration": last,
+            "returncode": 0,
+            "duration_s": 9.5,
+            "timed_out": False,
+        },
         {"event": "stopped", "reason": "succeeded", "detail": f"deployed after {last} run(s)"},
     ]
     return records
@@ -236,7 +259,7 @@ def test_the_report_flags_the_escalation_path_the_policy_contains() -> None:
             (2, g("lambda:CreateFunction", FUNCTION), "stack-event", event.format(s=SESSION)),
         ]
     )
-    report = render_report(records)
+    report = render_report(typed(records))
     reviewer = report.split("## For the reviewer", 1)[1].split("## Size", 1)[0]
     assert "**review**, privilege escalation: `iam:PassRole` + `lambda:CreateFunction`" in reviewer
     assert f"`{ROLE}` (only to `lambda.amazonaws.com`)" in reviewer
@@ -267,7 +290,7 @@ def _outside_code(markdown: str) -> list[str]:
 def test_untrusted_text_cannot_change_the_report() -> None:
     """A message or stack name written to look like Markdown or HTML renders as text."""
     records = _records([(1, g("iam:GetRole", ROLE), "output", HOSTILE)], stack="demo | <b>`x`</b>")
-    report = render_report(records)
+    report = render_report(typed(records))
     assert HOSTILE in report  # verbatim, inside a fence it cannot close
     outside = "\n".join(_outside_code(report))
     assert "<script" not in outside
@@ -300,7 +323,7 @@ def test_md_text_escapes_what_markdown_would_read() -> None:
 def test_the_report_of_an_unfinished_run_says_so() -> None:
     """A journal without a stop event (interrupted) renders, and says it did not finish."""
     records = [r for r in _records([]) if r["event"] != "stopped"]
-    report = render_report(records)
+    report = render_report(typed(records))
     assert "did not finish" in report
     assert json.loads(report.split("```json", 1)[1].split("```", 1)[0]) == {
         "Version": "2012-10-17",

@@ -21,6 +21,7 @@ from discover.runner import (
     CommandDeployer,
     CommandNotFoundError,
     DeployResult,
+    _Forward,
     kill_group,
     run_command,
 )
@@ -237,6 +238,89 @@ def test_large_output_keeps_a_bounded_tail_and_logs_everything(tmp_path: Path) -
     assert len(result.output) <= TAIL_BYTES
     assert result.output.endswith("x\nDONE\n")
     assert log_path.stat().st_size == megabytes * 1024 * 1024 + len(b"DONE\n")
+
+
+def test_denials_are_read_from_the_whole_log_not_the_tail(tmp_path: Path) -> None:
+    """A denial printed before the tail's window is still in the result's denials."""
+    denial = (
+        "User: arn:aws:sts::123456789012:assumed-role/sandbox/s is not authorized to perform: "
+        "sqs:CreateQueue on resource: arn:aws:sqs:us-east-1:123456789012:q"
+    )
+    megabytes = (TAIL_BYTES // (1024 * 1024)) + 2
+    code = (
+        "import sys\n"
+        f"print({denial!r}, flush=True)\n"
+        "block = (b'x' * 1023 + b'\\n') * 1024\n"
+        f"for _ in range({megabytes}):\n"
+        "    sys.stdout.buffer.write(block)\n"
+    )
+    result, _ = run_python(code, tmp_path, timeout_s=60)
+    assert denial not in result.output
+    assert result.denials is not None
+    assert [d.action for d in result.denials] == ["sqs:CreateQueue"]
+
+
+class Lines:
+    """A watcher that keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def output_line(self, line: str) -> None:
+        self.seen.append(line)
+
+
+class BrokenLines:
+    def output_line(self, line: str) -> None:
+        raise RuntimeError("the view went away")
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "expected"),
+    [
+        ("lines as they come", "print('one'); print('two')", ["one", "two"]),
+        ("carriage returns dropped", "print('spin\\r')", ["spin"]),
+    ],
+)
+def test_a_watcher_sees_each_complete_line(
+    tmp_path: Path, name: str, code: str, expected: list[str]
+) -> None:
+    """The live view's watcher gets each whole line of the output, in order."""
+    watcher = Lines()
+    result = run_command(
+        [PY, "-c", code],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        log_path=tmp_path / "01.log",
+        timeout_s=20,
+        watch=watcher,
+    )
+    assert result.succeeded
+    assert watcher.seen == expected, name
+
+
+def test_a_line_split_across_reads_reaches_the_watcher_whole() -> None:
+    """Chunks cut mid-line (and mid-character) are joined before the watcher sees them."""
+    watcher = Lines()
+    forward = _Forward(None, watcher)
+    for chunk in (b"pa", b"rt \xc3", b"\xa9\nnext", b"\n"):
+        forward.feed(chunk)
+    assert watcher.seen == ["part \u00e9", "next"]
+
+
+def test_a_failing_watcher_does_not_stall_the_command(tmp_path: Path) -> None:
+    """A watcher that raises is dropped; the command runs to its end, fully logged."""
+    code = "import sys\nfor _ in range(2000): sys.stdout.write('y' * 999 + '\\n')\n"
+    result = run_command(
+        [PY, "-c", code],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        log_path=tmp_path / "01.log",
+        timeout_s=20,
+        watch=BrokenLines(),
+    )
+    assert result.succeeded
+    assert (tmp_path / "01.log").stat().st_size == 2000 * 1000
 
 
 class BrokenEcho(io.StringIO):

@@ -22,8 +22,14 @@ OTHER_STACK_ID = "11111111-2222-3333-4444-555555555555"
 
 
 def denial(
-    action: str, resource: str | None, *, source: str = "output", message: str = ""
+    action: str,
+    resource: str | None,
+    *,
+    source: str = "output",
+    message: str = "",
+    at: tuple[str, str] | None = None,
 ) -> Denial:
+    """A denial; ``at`` is the (logical id, resource type) a stack event reported it for."""
     return Denial(
         action=action,
         resource=resource,
@@ -31,6 +37,8 @@ def denial(
         reason=Reason.NO_IDENTITY_POLICY,
         source=source,
         message=message,
+        logical_id=at[0] if at else None,
+        resource_type=at[1] if at else None,
     )
 
 
@@ -196,59 +204,55 @@ LAMBDA_ROLE = f"arn:aws:iam::{ACCOUNT}:role/demo-dev-us-east-1-lambdaRole"
 
 
 @pytest.mark.parametrize(
-    ("name", "source", "message", "condition"),
+    ("name", "at", "condition"),
     [
         (
             "a function's role goes to Lambda",
-            "stack-event",
-            "HelloLambdaFunction (AWS::Lambda::Function) CREATE_FAILED: User: x is not authorized",
+            ("HelloLambdaFunction", "AWS::Lambda::Function"),
             (("StringEquals", "iam:PassedToService", ("lambda.amazonaws.com",)),),
         ),
         (
             "a state machine's role goes to Step Functions",
-            "stack-event",
-            "Flow (AWS::StepFunctions::StateMachine) UPDATE_FAILED: User: x is not authorized",
+            ("Flow", "AWS::StepFunctions::StateMachine"),
             (("StringEquals", "iam:PassedToService", ("states.amazonaws.com",)),),
         ),
-        (
-            "an unknown resource type invents nothing",
-            "stack-event",
-            "Thing (AWS::Custom::Thing) CREATE_FAILED: User: x is not authorized",
-            (),
-        ),
-        (
-            "the deploy's output does not say where the role goes",
-            "output",
-            "HelloLambdaFunction (AWS::Lambda::Function) CREATE_FAILED: User: x is not authorized",
-            (),
-        ),
+        ("an unknown resource type invents nothing", ("Thing", "AWS::Custom::Thing"), ()),
+        ("the deploy's output does not say where the role goes", None, ()),
     ],
 )
 def test_passrole_is_conditioned_on_the_service_it_goes_to(
-    name: str, source: str, message: str, condition: object
+    name: str, at: tuple[str, str] | None, condition: object
 ) -> None:
     """iam:PassRole gets iam:PassedToService only when a stack event shows the service."""
-    origin = denial("iam:PassRole", LAMBDA_ROLE, source=source, message=message)
+    origin = denial("iam:PassRole", LAMBDA_ROLE, source="stack-event" if at else "output", at=at)
     scoped = scope(Action("iam:PassRole"), LAMBDA_ROLE, origin=origin)
     assert scoped is not None, name
     assert scoped.grant.resource == LAMBDA_ROLE
     assert scoped.grant.condition == condition
 
 
-def test_passrole_reads_the_service_from_a_resource_handler_message() -> None:
-    """The CLI's copy of a stack event names the calling service: it narrows PassRole."""
-    message = (
-        'Resource handler returned message: "User: x is not authorized to perform: iam:PassRole'
-        f" on resource: {LAMBDA_ROLE} because no identity-based policy allows the iam:PassRole"
-        ' action (Service: Lambda, Status Code: 403, Request ID: 1)" (HandlerErrorCode: '
-        "AccessDenied)"
-    )
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "a resource handler's message naming Lambda",
+            'Resource handler returned message: "User: x is not authorized to perform: '
+            'iam:PassRole (Service: Lambda, Status Code: 403, Request ID: 1)"',
+        ),
+        (
+            "text shaped like a stack event",
+            "HelloLambdaFunction (AWS::Lambda::Function) CREATE_FAILED: User: x is not authorized",
+        ),
+    ],
+)
+def test_a_message_never_decides_a_grant(name: str, message: str) -> None:
+    """Scoping reads the denial's fields: text that names a service or a resource is ignored."""
     origin = denial("iam:PassRole", LAMBDA_ROLE, message=message)
     scoped = scope(Action("iam:PassRole"), LAMBDA_ROLE, origin=origin)
-    assert scoped is not None
-    assert scoped.grant.condition == (
-        ("StringEquals", "iam:PassedToService", ("lambda.amazonaws.com",)),
-    )
+    plain = scope(Action("iam:PassRole"), LAMBDA_ROLE, origin=denial("iam:PassRole", LAMBDA_ROLE))
+    assert scoped is not None, name
+    assert scoped == plain
+    assert stack_resource(origin) is None
 
 
 def test_no_condition_where_iam_does_not_list_the_key() -> None:
@@ -257,7 +261,7 @@ def test_no_condition_where_iam_does_not_list_the_key() -> None:
         "iam:GetRole",
         LAMBDA_ROLE,
         source="stack-event",
-        message="Fn (AWS::Lambda::Function) CREATE_FAILED: denied",
+        at=("Fn", "AWS::Lambda::Function"),
     )
     scoped = scope(Action("iam:GetRole"), LAMBDA_ROLE, origin=origin)
     assert scoped is not None
@@ -271,7 +275,7 @@ def test_a_name_cloudformation_generated_uses_the_logical_id() -> None:
         "iam:CreateRole",
         arn,
         source="stack-event",
-        message="IamRoleLambdaExecution (AWS::IAM::Role) CREATE_FAILED: denied",
+        at=("IamRoleLambdaExecution", "AWS::IAM::Role"),
     )
     assert stack_resource(origin) is not None
     scoped = scope(Action("iam:CreateRole"), arn, origin=origin)
@@ -506,3 +510,26 @@ def test_a_wildcard_written_into_a_name_is_never_granted(
     # The one shape AWS writes itself: all the objects of one bucket (``bucket/*``).
     assume(not (name == "ObjectName" and hostile[start:end] == "*"))
     assert scope(action, hostile) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "tagged", "expected"),
+    [
+        (
+            "a REST API's generated id",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2Fltyec4chp9",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2F*",
+        ),
+        (
+            "nothing generated inside",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fdomainnames%2Fapi.example.com",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fdomainnames%2Fapi.example.com",
+        ),
+    ],
+)
+def test_api_gateway_tags_generalise_the_tagged_arn(case: str, tagged: str, expected: str) -> None:
+    """API Gateway names a tagging call by the tagged resource's URL-encoded ARN: the ids
+    generated inside it become *, still encoded; the rest stays."""
+    scoped = scope(Action("apigateway:PUT"), f"arn:aws:apigateway:us-east-1::/tags/{tagged}")
+    assert scoped is not None
+    assert scoped.grant.resource == f"arn:aws:apigateway:us-east-1::/tags/{expected}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from discover.events import denials_from_events, failed_events
+from discover.stack_events import denials_from_events, failed_events
 
 SINCE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SESSION = "arn:aws:sts::111122223333:assumed-role/sandbox/discover-1"

@@ -8,6 +8,7 @@ the stack-level "resources failed" summaries, are ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,22 +35,32 @@ def _timestamp(event: Mapping[str, Any]) -> datetime:
 
 
 def denials_from_events(events: Iterable[Mapping[str, Any]], since: datetime) -> tuple[Denial, ...]:
-    """Every denial named in the failed events of this run."""
+    """Every denial named in the failed events of this run, with the resource it was about.
+
+    The logical id, resource type and physical id go in the denial's fields (what decisions
+    read); the message keeps them in front of AWS's reason only for the people reading it.
+    """
     found: list[Denial] = []
     for event in failed_events(events, since):
-        logical_id = event.get("LogicalResourceId", "?")
-        resource_type = event.get("ResourceType", "?")
+        logical_id = _field(event, "LogicalResourceId")
+        resource_type = _field(event, "ResourceType")
+        physical_id = _field(event, "PhysicalResourceId")
         text = str(event["ResourceStatusReason"])
+        status = event.get("ResourceStatus")
+        shown = f"{logical_id or '?'} ({resource_type or '?'}) {status}: {text}"
         for denial in parse_denials(text, source="stack-event"):
             found.append(
-                _with_message(
-                    denial, f"{logical_id} ({resource_type}) {event.get('ResourceStatus')}: {text}"
+                replace(
+                    denial,
+                    message=shown,
+                    logical_id=logical_id,
+                    resource_type=resource_type,
+                    physical_id=physical_id,
                 )
             )
     return dedupe(found)
 
 
-def _with_message(denial: Denial, message: str) -> Denial:
-    from dataclasses import replace
-
-    return replace(denial, message=message)
+def _field(event: Mapping[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    return str(value) if value else None

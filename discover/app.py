@@ -1,0 +1,524 @@
+"""The application layer: discover and verify as workflows over the ports.
+
+``cli.py`` parses, configures, calls one of these, prints what it returns, and exits; the
+workflows raise ``DiscoverError`` and return frozen results. Here the environment is chosen
+(AWS, or a new local sandbox), the implementations are built behind their Protocols (so mypy
+checks ``AwsSandbox`` against ``AdminSandbox``), and the journal is opened, resumed, backed up
+and restored. Phases (create, update, no-op, remove) are workflows of the same kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from discover.config import Config, ConfigError
+from discover.denials import Denial
+from discover.formats import Format, render
+from discover.journal import Journal, first_backup, read_events
+from discover.lifecycle import Step, steps
+from discover.lock import RunLock
+from discover.loop import (
+    LoopSettings,
+    Outcome,
+    collect_denials,
+    discover,
+    resume_state,
+)
+from discover.policy import (
+    INLINE_ROLE_POLICIES_QUOTA,
+    MANAGED_POLICY_QUOTA,
+    PolicyDocument,
+    load_policy,
+    split_for_quota,
+)
+from discover.ports import (
+    AdminSandbox,
+    Credentials,
+    Deployer,
+    DeployResult,
+    EventSink,
+    OutputWatcher,
+    Sessions,
+)
+from discover.report import render_report
+from discover.run_events import (
+    Backup,
+    Broadcast,
+    Evidence,
+    PhaseStarted,
+    Resumed,
+    Started,
+    Stopped,
+    StopReason,
+    last_policy,
+)
+
+log = structlog.get_logger("discover")
+
+Refuse = Callable[[list[Evidence]], list[Evidence]]
+
+
+# --- environments: the local sandbox or AWS -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Where a run happens: the admin session, the sandbox role, and (locally) the endpoint."""
+
+    session: Any
+    role_arn: str
+    endpoint: str | None
+    account: str | None  # the account the local sandbox announced; None on AWS
+
+
+@contextlib.contextmanager
+def environment(config: Config) -> Iterator[Environment]:
+    """The admin identity and the sandbox role, on AWS or in a new local sandbox."""
+    import boto3
+
+    if not config.local:
+        assert config.role_arn is not None
+        # An endpoint the user set (an AWS-compatible emulator) is the deploy's endpoint too.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        session = boto3.Session(region_name=config.region)
+        yield Environment(session, config.role_arn, endpoint, None)
+        return
+    from discover.local.process import LocalSandbox
+
+    with LocalSandbox(region=config.region) as info:
+        session = boto3.Session(
+            aws_access_key_id=info.access_key_id,
+            aws_secret_access_key=info.secret_access_key,
+            region_name=config.region,
+        )
+        log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
+        yield Environment(session, info.role_arn, info.endpoint, info.account)
+
+
+def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
+    """The sandbox, once the guard rails agree: accounts, the role, the session length."""
+    from discover.guard import check_accounts
+    from discover.sandbox import AwsSandbox
+    from discover.tools import tool_of
+
+    sandbox: AdminSandbox = AwsSandbox(
+        env.session,
+        role_arn=env.role_arn,
+        policy_name=config.policy_name,
+        stack_name=config.stack_name,
+        region=config.region,
+        endpoint_url=env.endpoint,
+        managed_stacks=tool_of(config).managed_stacks,
+        artifact_bucket=tool_of(config).bucket_location,
+    )
+    identity = sandbox.admin_identity()
+    check_accounts(
+        admin_account=identity["account"],
+        role_arn=env.role_arn,
+        sandbox_account=config.sandbox_account or env.account,
+    )
+    limit = sandbox.check_role()
+    if config.session_duration_s > limit:
+        msg = (
+            f"--duration-seconds {config.session_duration_s} exceeds the role's "
+            f"MaxSessionDuration ({limit} s)"
+        )
+        raise ConfigError(msg, tip=f"Use at most {limit}, or raise the role's MaxSessionDuration.")
+    return sandbox
+
+
+def make_sessions(config: Config, env: Environment) -> Sessions:
+    from discover.credentials import RoleSession
+
+    kwargs: dict[str, Any] = {"region_name": config.region}
+    if env.endpoint:
+        kwargs["endpoint_url"] = env.endpoint
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return RoleSession(
+        env.session.client("sts", **kwargs),
+        env.role_arn,
+        session_name=f"discover-{stamp}",
+        duration_s=config.session_duration_s,
+    )
+
+
+def make_deployer(
+    config: Config,
+    env: Environment,
+    logs_dir: Path,
+    *,
+    echo: TextIO | None = None,
+    watch: OutputWatcher | None = None,
+    command: Sequence[str] | None = None,
+) -> Deployer:
+    from discover.runner import CommandDeployer
+
+    return CommandDeployer(
+        tuple(command) if command is not None else config.deploy_command,
+        cwd=config.service_dir,
+        region=config.region,
+        logs_dir=logs_dir,
+        timeout_s=config.run_timeout_s,
+        endpoint_url=env.endpoint,
+        echo=echo,
+        watch=watch,
+    )
+
+
+# --- discover -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the CLI plugs into a workflow: where events go, who sees the output, who confirms."""
+
+    sinks: tuple[EventSink, ...] = ()
+    watch: OutputWatcher | None = None
+    echo: TextIO | None = None  # the deploy's output, raw (only with --verbose, never stdout)
+    refuse: Refuse = field(default=lambda evidence: [])
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverResult:
+    """A finished discovery: the outcome, how long it took, and the files it wrote."""
+
+    outcome: Outcome
+    wall_s: float
+    rendered: str  # the policy in the requested format (what stdout gets)
+    other_policies: tuple[str, ...] = ()  # policies on the role discover does not own
+
+
+def fresh_journal(state_dir: Path) -> Journal:
+    """A new journal; the previous run's is kept beside it under its time."""
+    path = state_dir / "journal.jsonl"
+    if path.exists():
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+        path.rename(state_dir / f"journal-{stamp}.jsonl")
+    return Journal(path)
+
+
+def open_journal(
+    config: Config, env: Environment, sandbox: AdminSandbox, events: EventSink
+) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None]:
+    """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
+
+    Returns the journal, the loop's settings, the role's policies discover does not own, and
+    (resuming) the step the interrupted run was in. The start events go to the journal and
+    to ``events`` (the view).
+    """
+    settings = LoopSettings(
+        max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
+    )
+    if config.resume:
+        journal = Journal(config.state_dir / "journal.jsonl")
+        past = read_events(journal.path)
+        state = resume_state(past, stack_name=config.stack_name)
+        remaining = config.max_iterations - state.last_iteration
+        if remaining < 1:
+            used = f"{state.last_iteration} of {config.max_iterations}"
+            msg = f"the interrupted run already used {used} runs"
+            raise ConfigError(msg, tip="Raise --max-iterations to go on.")
+        started = next((e for e in past if isinstance(e, Started)), None)
+        if started is not None:
+            events.emit(started)  # the view's header; the journal has it already
+        Broadcast((journal, events)).emit(Resumed(state.last_iteration + 1))
+        settings = replace(
+            settings,
+            max_iterations=remaining,
+            initial_policy=state.policy,
+            first_iteration=state.last_iteration + 1,
+        )
+        return journal, settings, (), state.step
+    journal = fresh_journal(config.state_dir)
+    sink = Broadcast((journal, events))
+    sink.emit(
+        Started(
+            role_arn=env.role_arn,
+            policy_name=config.policy_name,
+            stack_name=config.stack_name,
+            region=config.region,
+            stage=config.stage,
+            command=tuple(config.deploy_command),
+            local=config.local,
+            max_iterations=config.max_iterations,
+        )
+    )
+    backup = sandbox.backup()
+    sink.emit(Backup(env.role_arn, backup))
+    others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
+    return journal, settings, tuple(others), None
+
+
+class StepDeployer:
+    """A step's ``Deployer``: deploys the stack first when the step needs one and it is not
+    there (with the same session and the policy so far), then runs the step's command."""
+
+    def __init__(self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox) -> None:
+        self._step = step
+        self._run = run
+        self._setup = setup
+        self._sandbox = sandbox
+
+    def deploy(self, credentials: Credentials, iteration: int) -> DeployResult:
+        if self._step.needs_stack and not self._sandbox.deployed():
+            result = self._setup.deploy(credentials, iteration)
+            if not result.succeeded:
+                return result  # its denials are the create phase's, learned all the same
+        return self._run.deploy(credentials, iteration)
+
+
+def plan(config: Config) -> tuple[Step, ...]:
+    """The steps of the configured phases."""
+    # Only the Serverless CLI's deploy takes --force (SAM's update runs the deploy again).
+    serverless = config.tool == "serverless" and config.deploy_command[:2] == (config.cli, "deploy")
+    return steps(
+        config.phases,
+        deploy_command=config.deploy_command,
+        remove_command=config.remove_command,
+        serverless=serverless,
+    )
+
+
+def run_steps(
+    workflow: Sequence[Step],
+    deployer_for: Callable[[Step], Deployer],
+    *,
+    sandbox: AdminSandbox,
+    sessions: Sessions,
+    events: EventSink,
+    settings: LoopSettings,
+    refuse: Refuse,
+) -> Outcome:
+    """The loop once per step, each starting from the policy the steps before it learned.
+
+    Stops at the first step that does not succeed; the last ``Stopped`` is the run's.
+    """
+    policy = settings.initial_policy
+    number = settings.first_iteration
+    iterations: list[Any] = []
+    for step in workflow:
+        events.emit(PhaseStarted(step.phase.value, step.name, number))
+        step_settings = replace(
+            settings, initial_policy=policy, first_iteration=number, announce_success=False
+        )
+        outcome = discover(
+            deployer_for(step), sandbox, sessions, events, step_settings, refuse=refuse
+        )
+        iterations += outcome.iterations
+        policy = outcome.policy
+        number = iterations[-1].number + 1 if iterations else number
+        if outcome.reason is not StopReason.SUCCEEDED:
+            detail = f"{step.name}: {outcome.detail}"
+            return replace(outcome, iterations=tuple(iterations), detail=detail)
+    names = ", ".join(step.name for step in workflow)
+    detail = f"{names} passed after {len(iterations)} run(s)"
+    events.emit(Stopped(StopReason.SUCCEEDED, detail))
+    return Outcome(tuple(iterations), policy, StopReason.SUCCEEDED, detail)
+
+
+def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]:
+    """The steps from the one an interrupted run was in (all of them when it names none)."""
+    names = [s.name for s in workflow]
+    return workflow[names.index(step) :] if step in names else workflow
+
+
+def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
+    """The default command: find the policy for every phase; write policy.json, report.md
+    and --out."""
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    view = Broadcast(hooks.sinks)
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+            journal, settings, others, step = open_journal(config, env, sandbox, view)
+            if others:
+                log.warning(
+                    "role_has_other_policies",
+                    policies=list(others),
+                    hint="their permissions will not be discovered; use a role with none",
+                )
+            events = Broadcast((journal, *hooks.sinks))
+            logs = state_dir / "iterations"
+
+            def deployer_for(step: Step) -> Deployer:
+                def make(command: Sequence[str], folder: Path) -> Deployer:
+                    return make_deployer(
+                        config, env, folder, echo=hooks.echo, watch=hooks.watch, command=command
+                    )
+
+                return StepDeployer(
+                    step,
+                    make(step.command, logs),
+                    make(config.deploy_command, logs / "setup"),
+                    sandbox,
+                )
+
+            try:
+                outcome = run_steps(
+                    _remaining(plan(config), step),
+                    deployer_for,
+                    sandbox=sandbox,
+                    sessions=make_sessions(config, env),
+                    events=events,
+                    settings=settings,
+                    refuse=hooks.refuse,
+                )
+            except Exception:
+                write_partial(config, journal)
+                raise
+    wall = (datetime.now(UTC) - started).total_seconds()
+    rendered = write_outputs(config, outcome, journal, fmt)
+    return DiscoverResult(outcome, wall, rendered, others)
+
+
+def restore_role(config: Config) -> str:
+    """``--restore``: the role's policy back as it was before discover first ran here."""
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+            backup = first_backup(state_dir)
+            if backup is None:
+                msg = f"no backup of the role in {state_dir}"
+                raise ConfigError(msg, tip="--restore needs the journal of an earlier run.")
+            sandbox.restore(backup)
+            return sandbox.role_arn
+
+
+def write_partial(config: Config, journal: Journal) -> None:
+    """After an error mid-run: the policy as far as the journal knows it, and the report."""
+    events = read_events(journal.path)
+    policy = last_policy(events)
+    if policy.grants:
+        (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
+    (config.state_dir / "report.md").write_text(render_report(events), encoding="utf-8")
+
+
+def write_outputs(
+    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
+) -> str:
+    """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy."""
+    state_dir = config.state_dir
+    (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
+    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
+    rendered = render(outcome.policy, fmt, name=config.stack_name)
+    if config.out is not None:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        config.out.write_text(rendered, "utf-8")
+    return rendered
+
+
+# --- verify -------------------------------------------------------------------------------
+
+
+def verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
+    """The policy to verify, and the managed policies to attach when it is not one inline policy.
+
+    One file within the role's inline quota is put inline, as discover runs; several files (a
+    split) or one over the quota are attached as managed policies, each within its quota.
+    """
+    parts = [load_policy(p) for p in paths]
+    whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
+    if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
+        return whole, ()
+    if all(p.size() <= MANAGED_POLICY_QUOTA for p in parts):
+        return whole, tuple(parts)
+    return whole, split_for_quota(whole, MANAGED_POLICY_QUOTA)
+
+
+@dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """One step of a verify: did it pass with only the policy, and its first denial if not."""
+
+    name: str
+    result: DeployResult | None  # None: not run (an earlier step failed)
+    denials: tuple[Denial, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Whether every step succeeded with only the policy, and the first denial if not."""
+
+    policy: PolicyDocument
+    policy_path: str
+    managed: int
+    steps: tuple[StepVerdict, ...]
+
+    @property
+    def verified(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    @property
+    def failed(self) -> StepVerdict | None:
+        return next((step for step in self.steps if not step.ok), None)
+
+    @property
+    def result(self) -> DeployResult:
+        """The deciding run: the first that failed, else the last."""
+        ran = [step for step in self.steps if step.result is not None]
+        chosen = self.failed if self.failed is not None and self.failed.result else ran[-1]
+        assert chosen.result is not None
+        return chosen.result
+
+    @property
+    def denials(self) -> tuple[Denial, ...]:
+        return self.failed.denials if self.failed is not None else ()
+
+    @property
+    def exit_code(self) -> int:
+        if self.verified:
+            return 0
+        return 1 if self.denials else 4
+
+
+def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> VerifyResult:
+    """Every configured step, from scratch, with only the policy and the sandbox role's
+    credentials (create, update, no-op update, remove); the admin cleans up after."""
+    policy, managed = verify_parts(policy_paths)
+    state_dir = config.state_dir / "verify"
+    workflow = plan(config)
+    verdicts: list[StepVerdict] = []
+    with environment(config) as env:
+        sandbox = make_sandbox(config, env)
+        previous = sandbox.read_policy()
+        sandbox.prepare()
+        if sandbox.stack_status() is not None and not config.local:
+            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
+            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
+        sandbox.apply_policy(PolicyDocument() if managed else policy)
+        attached = sandbox.attach_managed(managed) if managed else []
+        try:
+            sessions = make_sessions(config, env)
+            for number, step in enumerate(workflow, start=1):
+                if verdicts and not verdicts[-1].ok:
+                    verdicts.append(StepVerdict(step.name, None))
+                    continue
+                deployer = make_deployer(
+                    config, env, state_dir, echo=hooks.echo, watch=hooks.watch, command=step.command
+                )
+                started = datetime.now(UTC)
+                result = deployer.deploy(sessions.current(), number)
+                denials = () if result.succeeded else collect_denials(result, sandbox, started)
+                verdicts.append(StepVerdict(step.name, result, denials))
+        finally:
+            if sandbox.stack_status() is not None:
+                sandbox.delete_stack()
+            sandbox.detach_managed(attached)
+            sandbox.apply_policy(previous or PolicyDocument())
+    path = ", ".join(str(p) for p in policy_paths)
+    return VerifyResult(policy, path, len(managed), tuple(verdicts))
