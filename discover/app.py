@@ -112,6 +112,7 @@ def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
     """The sandbox, once the guard rails agree: accounts, the role, the session length."""
     from discover.guard import check_accounts
     from discover.sandbox import AwsSandbox
+    from discover.tools import tool_of
 
     sandbox: AdminSandbox = AwsSandbox(
         env.session,
@@ -120,6 +121,8 @@ def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
         stack_name=config.stack_name,
         region=config.region,
         endpoint_url=env.endpoint,
+        managed_stacks=tool_of(config).managed_stacks,
+        artifact_bucket=tool_of(config).bucket_location,
     )
     identity = sandbox.admin_identity()
     check_accounts(
@@ -376,7 +379,8 @@ class StepDeployer:
 
 def plan(config: Config) -> tuple[Step, ...]:
     """The steps of the configured phases."""
-    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    # Only the Serverless CLI's deploy takes --force (SAM's update runs the deploy again).
+    serverless = config.tool == "serverless" and config.deploy_command[:2] == (config.cli, "deploy")
     return steps(
         config.phases,
         deploy_command=config.deploy_command,

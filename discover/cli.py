@@ -137,6 +137,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cli", help="the Serverless-compatible CLI (default: serverless)")
     parser.add_argument(
+        "--tool", help="the deploy CLI: serverless or sam (default: from the folder's files)"
+    )
+    parser.add_argument(
         "--local", action="store_true", default=None, help="use the embedded AWS sandbox"
     )
     parser.add_argument(

@@ -30,6 +30,7 @@ from discover.decision import DEFAULT_HIGH_RISK
 from discover.errors import DiscoverError
 from discover.fence import deployment_bucket_of
 from discover.lifecycle import Phase, default_phases, parse_phases
+from discover.tools import choose_tool
 
 CONFIG_FILE = "discover.toml"
 USER_CONFIG_FILE = Path("discover") / "config.toml"
@@ -93,6 +94,7 @@ class Config:
     keep_predicted: bool = False
     template: Path | None = None
     trail_timeout_s: float = 900.0
+    tool: str = "serverless"
     phases: tuple[Phase, ...] = (Phase.CREATE,)
 
     @property
@@ -122,6 +124,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "trail_timeout": (int, float),
     "yes": bool,
     "allow_account": list,
+    "tool": str,
     "phases": list,
     "remove_command": list,
 }
@@ -249,25 +252,29 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         value = flags.get(name)
         return user_values.get(name) if value is None else value
 
+    tool = choose_tool(pick("tool"), service_dir)
+    found = tool.settings(service_dir)
     definition = read_serverless_yml(service_dir)
     command = tuple(flags.get("command") or ())
-    if not definition and not command:
+    if not definition and not found.found and not command:
         msg = f"no serverless.yml in {service_dir} and no deploy command after --"
         raise ConfigError(
             msg, tip="Run in a Serverless service folder, or give the command: discover -- CMD ..."
         )
-    region = pick("region", _provider_value(definition, "region") or "us-east-1")
+    region = pick("region", found.region or _provider_value(definition, "region") or "us-east-1")
     stage = pick("stage", _provider_value(definition, "stage") or "dev")
     service = _service_name(definition)
-    stack_name = trusted("stack_name") or (f"{service}-{stage}" if service else None)
+    stack_name = (
+        trusted("stack_name") or found.stack_name or (f"{service}-{stage}" if service else None)
+    )
     if stack_name is None:
-        msg = "cannot tell the stack name: serverless.yml names no plain service"
+        msg = f"cannot tell the stack name: {tool.stack_name_hint}"
         raise ConfigError(msg, tip="Pass --stack-name NAME.")
     role_arn = trusted("role_arn")
     local = bool(pick("local", False))
     max_iterations = int(pick("max_iterations", DEFAULT_MAX_ITERATIONS))
     policy_name = str(pick("policy_name", DEFAULT_POLICY_NAME))
-    cli = str(pick("cli", "serverless"))
+    cli = str(pick("cli", tool.default_cli))
     run_timeout = float(pick("run_timeout", DEFAULT_RUN_TIMEOUT_S))
     default_waits = () if local else DEFAULT_PROPAGATION_WAITS_S
     waits = _waits(pick("propagation_waits", default_waits))
@@ -297,9 +304,10 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         definition=definition,
         command=command,
     )
-    deploy = command or (cli, "deploy", "--stage", stage, "--region", region)
+    where = {"stack_name": str(stack_name), "region": region, "stage": stage}
+    deploy = command or tool.deploy_argv(cli, **where)
     given_remove = _remove_command(flags.get("remove_command"), file_values.get("remove_command"))
-    remove = given_remove or (cli, "remove", "--stage", stage, "--region", region)
+    remove = given_remove or tool.remove_argv(cli, **where)
     phases = pick("phases")
     phases = (
         parse_phases(phases)
@@ -337,6 +345,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         keep_predicted=bool(pick("keep_predicted", False)),
         template=template,
         trail_timeout_s=float(pick("trail_timeout", 60.0 if local else 900.0)),
+        tool=tool.name.value,
     )
 
 

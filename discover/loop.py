@@ -120,6 +120,10 @@ def collect_denials(result: DeployResult, sandbox: Sandbox, since: datetime) -> 
         else list(parse_denials(result.output, source="output"))
     )
     found = [*denials_from_events(sandbox.stack_events_since(since), since), *output]
+    if not found:  # a change set that FAILED keeps its reason to itself
+        found += parse_denials(
+            "\n".join(sandbox.change_set_reasons_since(since)), source="change-set"
+        )
     if not found:
         found += _resolve_known_messages(find_known_messages(result.output), sandbox)
     return dedupe(_decode(d, sandbox) for d in found)

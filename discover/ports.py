@@ -104,6 +104,9 @@ class Sandbox(Protocol):
     def decode_authorization_message(self, encoded: str) -> str | None:
         """``sts:DecodeAuthorizationMessage`` as the admin; None when that is not permitted."""
 
+    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
+        """The ``StatusReason`` of the change sets that failed since ``since``."""
+
 
 class AdminSandbox(Sandbox, Protocol):
     """The sandbox as the application layer uses it: the loop's port plus the admin's chores

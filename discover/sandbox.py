@@ -99,6 +99,8 @@ class AwsSandbox:
         region: str,
         endpoint_url: str | None = None,
         deployment_bucket: str | None = None,
+        managed_stacks: Sequence[str] = (),
+        artifact_bucket: tuple[str | None, str] = (None, DEPLOYMENT_BUCKET_LOGICAL_ID),
         stack_wait_s: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -107,6 +109,10 @@ class AwsSandbox:
         self._policy_name = policy_name
         self._stack_name = stack_name
         self._deployment_bucket = deployment_bucket
+        # Stacks the deploy CLI creates for itself (SAM's artifact stack): cleaned when blocked.
+        self._managed_stacks = tuple(managed_stacks)
+        # The stack (None: the configured one) and logical id of the CLI's artifact bucket.
+        self._artifact_bucket = artifact_bucket
         self._stack_wait_s = stack_wait_s
         self._sleep = sleep
         kwargs: dict[str, Any] = {"region_name": region}
@@ -271,6 +277,9 @@ class AwsSandbox:
         too, or the state is any other blocking one (``DELETE_FAILED``, a failed create), the
         stack is deleted (again) as the admin.
         """
+        for name in self._managed_stacks:
+            if self._status_of(name) in BLOCKING_STATES:
+                self._delete_managed(name)
         status = self._settled()
         if status == "UPDATE_ROLLBACK_FAILED" and self._continue_rollback():
             return
@@ -310,7 +319,8 @@ class AwsSandbox:
 
     def delete_stack(self) -> None:
         """Delete the configured stack (emptying its deployment bucket first) and wait."""
-        bucket = self._bucket_name()
+        # A bucket in another stack (SAM's managed one) is shared: never emptied here.
+        bucket = self._bucket_name() if self._artifact_bucket[0] is None else None
         if bucket is not None:
             self._empty_bucket(bucket)
         self._delete_stack_call()
@@ -320,6 +330,54 @@ class AwsSandbox:
                 msg = f"could not delete stack {self._stack_name} ({status})"
                 raise SandboxError(msg, tip="Delete it by hand, then run again.")
             self._sleep(2)
+
+    @aws_retry
+    def _status_of(self, stack_name: str) -> str | None:
+        try:
+            stacks = self.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        except botocore.exceptions.ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return str(stacks[0]["StackStatus"]) if stacks else None
+
+    def _delete_managed(self, stack_name: str) -> None:
+        self.cloudformation.delete_stack(StackName=stack_name)
+        deadline = time.monotonic() + self._stack_wait_s
+        while (status := self._status_of(stack_name)) not in {None, "DELETE_COMPLETE"}:
+            if status == "DELETE_FAILED" or time.monotonic() > deadline:
+                msg = f"could not delete stack {stack_name} ({status})"
+                raise SandboxError(msg, tip="Delete it by hand, then run again.")
+            self._sleep(2)
+
+    @aws_retry
+    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
+        """Why change sets created since ``since`` failed, on the stack and the managed ones.
+
+        A CLI may print only that a change set FAILED (SAM's managed stack does): the reason,
+        such as a refused transform, is in the change set's ``StatusReason``.
+        """
+        reasons: list[str] = []
+        for name in (self._stack_name, *self._managed_stacks):
+            try:
+                summaries = self.cloudformation.list_change_sets(StackName=name)["Summaries"]
+            except botocore.exceptions.ClientError:
+                continue  # no such stack
+            for summary in summaries:
+                created = summary.get("CreationTime")
+                if summary.get("StackName", name) != name or summary.get("Status") != "FAILED":
+                    continue
+                if created is not None and created < since:
+                    continue
+                reason = summary.get("StatusReason")
+                if reason is None:
+                    detail = self.cloudformation.describe_change_set(
+                        ChangeSetName=summary["ChangeSetId"]
+                    )
+                    reason = detail.get("StatusReason")
+                if reason:
+                    reasons.append(f"change set {summary.get('ChangeSetName')} of {name}: {reason}")
+        return tuple(reasons)
 
     @aws_retry
     def _delete_stack_call(self) -> None:
@@ -339,12 +397,19 @@ class AwsSandbox:
             if _code(exc) not in {"NoSuchBucket", "404"}:
                 raise
 
-    @aws_retry
     def stack_events_since(self, since: datetime) -> tuple[dict[str, object], ...]:
+        """The events of the stack, then of the CLI's managed stacks, at or after ``since``."""
+        events: list[dict[str, object]] = []
+        for name in (self._stack_name, *self._managed_stacks):
+            events += self._events_of(name, since)
+        return tuple(events)
+
+    @aws_retry
+    def _events_of(self, stack_name: str, since: datetime) -> tuple[dict[str, object], ...]:
         events: list[dict[str, object]] = []
         try:
             paginator = self.cloudformation.get_paginator("describe_stack_events")
-            for page in paginator.paginate(StackName=self._stack_name):
+            for page in paginator.paginate(StackName=stack_name):
                 for event in page["StackEvents"]:
                     if event["Timestamp"] < since:
                         return tuple(events)
@@ -360,11 +425,12 @@ class AwsSandbox:
     def _bucket_name(self) -> str | None:
         if self._deployment_bucket:
             return self._deployment_bucket
+        stack, logical_id = self._artifact_bucket
         try:
             answer = self.cloudformation.describe_stack_resource(
-                StackName=self._stack_name, LogicalResourceId=DEPLOYMENT_BUCKET_LOGICAL_ID
+                StackName=stack or self._stack_name, LogicalResourceId=logical_id
             )
-        except botocore.exceptions.ClientError:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
             return None
         physical = answer["StackResourceDetail"].get("PhysicalResourceId")
         return str(physical) if physical else None

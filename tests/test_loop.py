@@ -114,6 +114,9 @@ class FakeSandbox:
     def decode_authorization_message(self, encoded: str) -> str | None:
         return self.decoded.get(encoded)
 
+    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
+        return ()
+
     @property
     def policy(self) -> PolicyDocument:
         return self.applied[-1] if self.applied else PolicyDocument()

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from discover.local import cloudtrail, enforcement, refusals, sessions, stack_engine
+from discover.local import (
+    cloudtrail,
+    enforcement,
+    refusals,
+    rest_api_body,
+    sessions,
+    stack_engine,
+    transform,
+)
 from discover.local.authorize import (
     AuthorizationLog,
     Decision,
@@ -455,6 +463,7 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     LEDGER.configure(propagation_delay)
     if _State.applied:
         return
+    from moto.apigateway.models import RestAPI
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend, Stack
     from moto.cloudformation.responses import CloudFormationResponse
@@ -471,6 +480,14 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     CloudFormationBackend.create_stack = _backend_create_stack  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = _backend_delete_stack  # type: ignore[method-assign]
+    # Hosted transforms (AWS::Serverless) and templates by URL: see discover.local.transform.
+    CloudFormationBackend.create_change_set = transform.expanding(  # type: ignore[method-assign]
+        CloudFormationBackend.create_change_set
+    )
+    CloudFormationResponse._get_stack_from_s3_url = transform.template_from_s3_url  # type: ignore[method-assign]
+    RestAPI.create_from_cloudformation_json = rest_api_body.with_body(  # type: ignore[method-assign]
+        RestAPI.create_from_cloudformation_json
+    )
     CloudFormationResponse.delete_stack = _response_delete_stack  # type: ignore[method-assign]
     CloudFormationResponse.continue_update_rollback = _response_continue_update_rollback  # type: ignore[attr-defined]
     Stack.create_resources = _stack_create_resources  # type: ignore[method-assign]
