@@ -73,6 +73,18 @@ def environment(config: Config) -> Iterator[Environment]:
         session = boto3.Session(region_name=config.region)
         yield Environment(session, config.role_arn, endpoint, None)
         return
+    from discover.local_session import read_state
+
+    running = read_state(config.state_dir)  # `discover sandbox up` started one here
+    if running is not None:
+        session = boto3.Session(
+            aws_access_key_id=running.access_key_id,
+            aws_secret_access_key=running.secret_access_key,
+            region_name=config.region,
+        )
+        log.info("local_sandbox_reused", endpoint=running.endpoint, role_arn=running.role_arn)
+        yield Environment(session, running.role_arn, running.endpoint, running.account)
+        return
     from discover.local.process import LocalSandbox
 
     with LocalSandbox(region=config.region) as info:
@@ -162,6 +174,10 @@ class Hooks:
     watch: OutputWatcher | None = None
     echo: TextIO | None = None  # the deploy's output, raw (only with --verbose, never stdout)
     refuse: Refuse = field(default=lambda evidence: [])
+    # --approve: a strategy that asks (and its refusals); --propose: the loop's sandbox
+    # proposes instead of writing IAM. Both built by the CLI (discover.approval, .proposal).
+    approver: Any = None
+    propose: Callable[[AdminSandbox, EventSink], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +258,9 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     view = Broadcast(hooks.sinks)
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
-        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+        # --propose writes nothing to IAM, not even the lock's role tag: the folder lock only.
+        locked = None if hooks.propose else sandbox
+        with RunLock(state_dir, locked, break_lock=config.break_lock):
             journal, settings, others = open_journal(config, env, sandbox, view)
             if others:
                 log.warning(
@@ -254,14 +272,23 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
             deployer = make_deployer(
                 config, env, state_dir / "iterations", echo=hooks.echo, watch=hooks.watch
             )
+            looped: Any = sandbox
+            if hooks.propose is not None:
+                looped = hooks.propose(sandbox, events)
+                events = Broadcast((looped, *events.sinks))
+            refuse, strategy = hooks.refuse, None
+            if hooks.approver is not None:
+                strategy = hooks.approver.bind(events)
+                refuse = _either(hooks.approver.refuse, hooks.refuse)
             try:
                 outcome = discover(
                     deployer,
-                    sandbox,
+                    looped,
                     make_sessions(config, env),
                     events,
                     settings,
-                    refuse=hooks.refuse,
+                    refuse=refuse,
+                    strategy=strategy,
                 )
             except Exception:
                 write_partial(config, journal)
@@ -269,6 +296,47 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     wall = (datetime.now(UTC) - started).total_seconds()
     rendered = write_outputs(config, outcome, journal, fmt)
     return DiscoverResult(outcome, wall, rendered, others)
+
+
+def _either(first: Refuse, second: Refuse) -> Refuse:
+    """Refused by either hook (an approval refused, or a high-risk grant not confirmed)."""
+
+    def refuse(evidence: list[Evidence]) -> list[Evidence]:
+        refused = first(evidence)
+        return refused + [e for e in second(evidence) if e not in refused]
+
+    return refuse
+
+
+def hold_local_sandbox(state_dir: Path, region: str, ready: TextIO) -> None:
+    """``discover sandbox serve``: run a local sandbox until SIGTERM, with its state file."""
+    import signal
+    import threading
+
+    from discover.local.process import LocalSandbox
+    from discover.local_session import SandboxState, state_path, write_state
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with LocalSandbox(region=region) as info:
+        state = SandboxState(
+            endpoint=info.endpoint,
+            region=info.region,
+            account=info.account,
+            admin_arn=info.admin_arn,
+            access_key_id=info.access_key_id,
+            secret_access_key=info.secret_access_key,
+            role_arn=info.role_arn,
+            pid=os.getpid(),
+        )
+        try:
+            write_state(state_dir, state)
+            ready.write("ready\n")
+            ready.close()
+            stopping.wait()
+        finally:
+            state_path(state_dir).unlink(missing_ok=True)
 
 
 def restore_role(config: Config) -> str:

@@ -194,6 +194,58 @@ class Stopped:
     blocking: tuple[Denial, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Approved:
+    """A person approved ``grants`` before they were made (``how``: each, batch, always)."""
+
+    kind: ClassVar[str] = "approved"
+    iteration: int
+    grants: tuple[Evidence, ...]
+    by: str
+    how: str = "each"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A person refused ``grants``; ``go_on``: the loop went on without them, else it stopped."""
+
+    kind: ClassVar[str] = "refused"
+    iteration: int
+    grants: tuple[Evidence, ...]
+    by: str
+    go_on: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    """``--propose``: ``policy`` was written to ``path`` for someone else to apply."""
+
+    kind: ClassVar[str] = "proposed"
+    iteration: int
+    policy: PolicyDocument
+    grants: tuple[Evidence, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedOutOfBand:
+    """The role was found to hold the proposal, put there by ``by`` (its policies' names)."""
+
+    kind: ClassVar[str] = "applied_out_of_band"
+    iteration: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalMissing:
+    """The role was read and does not hold all of the proposal: ``missing`` of ``total``."""
+
+    kind: ClassVar[str] = "proposal_missing"
+    iteration: int
+    missing: tuple[str, ...]
+    total: int
+
+
 Event = (
     Started
     | Backup
@@ -207,6 +259,11 @@ Event = (
     | PropagationWait
     | SessionRenewed
     | Stopped
+    | Approved
+    | Refused
+    | Proposed
+    | AppliedOutOfBand
+    | ProposalMissing
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -222,6 +279,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PropagationWait,
     SessionRenewed,
     Stopped,
+    Approved,
+    Refused,
+    Proposed,
+    AppliedOutOfBand,
+    ProposalMissing,
 )
 _BY_KIND: dict[str, type[Event]] = {t.kind: t for t in EVENT_TYPES}
 
@@ -414,6 +476,8 @@ def first_start(events: Sequence[Event]) -> Started | None:
 
 __all__ = [
     "EVENT_TYPES",
+    "AppliedOutOfBand",
+    "Approved",
     "Backup",
     "Broadcast",
     "DenialsFound",
@@ -423,6 +487,9 @@ __all__ = [
     "Granted",
     "PolicyApplied",
     "PropagationWait",
+    "ProposalMissing",
+    "Proposed",
+    "Refused",
     "Resumed",
     "RunFinished",
     "RunStarted",
