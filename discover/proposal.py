@@ -147,6 +147,15 @@ class ProposingSandbox:
     _iteration: int = 0
     _proposed: PolicyDocument | None = None
 
+    def __post_init__(self) -> None:
+        # Resumed: the last run of the journal is the run the proposal followed.
+        from discover.journal import read_events
+
+        journal = self.state_dir / "journal.jsonl"
+        if journal.exists():
+            runs = [e.iteration for e in read_events(journal) if isinstance(e, RunStarted)]
+            self._iteration = max(runs, default=0)
+
     # --- the loop's port, read-only on IAM -----------------------------------------------
 
     @property
