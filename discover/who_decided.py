@@ -48,8 +48,7 @@ def render_decisions(events: Sequence[Event]) -> list[str]:
         elif isinstance(event, ProposalMissing):
             lines.append(
                 f"- Before run {event.iteration + 1}, the role lacked {len(event.missing)} of "
-                f"{event.total} proposed grant(s): "
-                + ", ".join(md_code(m) for m in event.missing)
+                f"{event.total} proposed grant(s): " + ", ".join(md_code(m) for m in event.missing)
             )
         elif isinstance(event, AppliedOutOfBand):
             lines.append(

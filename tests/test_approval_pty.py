@@ -149,9 +149,7 @@ LIVE = ("--approve", "each")  # on a terminal: the live view, paused while it as
 
 
 @pytest.mark.parametrize("terminal", [EACH, LIVE], indirect=True, ids=["log lines", "live view"])
-def test_each_grant_approved_at_the_terminal_converges(
-    terminal: Terminal, service: Path
-) -> None:
+def test_each_grant_approved_at_the_terminal_converges(terminal: Terminal, service: Path) -> None:
     shown = terminal.expect(QUESTION)
     assert b"denied:    s3:ListAllMyBuckets" in shown
     assert b"grant:     Allow s3:ListAllMyBuckets on *" in shown
@@ -163,7 +161,7 @@ def test_each_grant_approved_at_the_terminal_converges(
     terminal.expect(QUESTION)
     terminal.answer("y")
     assert terminal.finish() == 0
-    approved = [e for e in read_events(service / ".discover" / "journal.jsonl")]
+    approved = list(read_events(service / ".discover" / "journal.jsonl"))
     decisions = [e for e in approved if isinstance(e, Approved)]
     assert [(d.iteration, d.how, d.grants[0].grant.action) for d in decisions] == [
         (1, "each", "s3:ListAllMyBuckets"),
@@ -234,8 +232,18 @@ def test_batch_asks_once_per_run(terminal: Terminal, service: Path) -> None:
 @pytest.mark.parametrize("mode", ["each", "batch"])
 def test_without_a_terminal_approve_says_to_propose(tmp_path: Path, mode: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "discover", "--local", "--approve", mode, "--stack-name", "x"]
-        + ["--", "true"],
+        [
+            sys.executable,
+            "-m",
+            "discover",
+            "--local",
+            "--approve",
+            mode,
+            "--stack-name",
+            "x",
+            "--",
+            "true",
+        ],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -245,6 +253,7 @@ def test_without_a_terminal_approve_says_to_propose(tmp_path: Path, mode: str) -
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[0] == f"discover: --approve {mode} needs a terminal to ask on, and stdin is not one"
+    expected = f"discover: --approve {mode} needs a terminal to ask on, and stdin is not one"
+    assert lines[0] == expected
     assert "--propose" in lines[1]
     assert "Traceback" not in result.stderr

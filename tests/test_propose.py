@@ -168,7 +168,8 @@ def test_a_partly_applied_proposal_is_said_and_not_deployed(
     assert "the proposal is only partly applied: the role lacks 1 of 2 grant(s):" in result.stderr
     assert "  - logs:DescribeLogGroups on *" in result.stderr
     assert len(list((state_dir / "iterations").iterdir())) == runs_before  # no deploy ran
-    missing = [e for e in read_events(state_dir / "journal.jsonl") if isinstance(e, ProposalMissing)]
+    events = read_events(state_dir / "journal.jsonl")
+    missing = [e for e in events if isinstance(e, ProposalMissing)]
     assert missing[-1].missing == ("logs:DescribeLogGroups on *",)
     assert missing[-1].total == 2
 

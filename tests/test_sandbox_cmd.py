@@ -17,6 +17,7 @@ import pytest
 from discover.local_session import read_state, state_path
 
 pytestmark = pytest.mark.sandbox
+BASH = shutil.which("bash") or "/bin/bash"
 
 
 def sandbox_cmd(service: Path, action: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +35,7 @@ def shell(exports: str, command: str) -> subprocess.CompletedProcess[str]:
     """``command`` in a shell that ran ``exports`` first, as a user pastes them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
-        ["bash", "-c", f"{exports}\n{command}"],
+        [BASH, "-c", f"{exports}\n{command}"],
         env=env,
         capture_output=True,
         text=True,
