@@ -139,6 +139,10 @@ class Approver:
         else:
             kept = []
             for number, item in enumerate(pending, start=1):
+                if item.grant.action in self._always:  # "always" said earlier in this run
+                    self._emit(Approved(item.iteration, (item,), self.who, "always"))
+                    kept.append(item)
+                    continue
                 kept += self._ask_one(item, number, len(pending))
                 if self._stop:
                     break
