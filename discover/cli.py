@@ -396,8 +396,9 @@ def cmd_run(
     approve: str = "never",
     propose: bool = False,
 ) -> int:
-    from discover.consent import decision_hooks
+    from discover.consent import check_flags, decision_hooks
 
+    check_flags(config, approve=approve, propose=propose)
     if config.restore:
         role_arn = restore_role(config)
         print(

@@ -35,6 +35,16 @@ def _asker(view: object | None) -> Any:
     return ask
 
 
+def check_flags(config: Config, *, approve: str, propose: bool) -> None:
+    """The modes that cannot go together, before anything runs."""
+    if propose and ApproveMode(approve) is not ApproveMode.NEVER:
+        msg = "--approve and --propose do not go together"
+        raise ApprovalError(msg, tip="With --propose, whoever applies the proposal approves it.")
+    if propose and config.restore:
+        msg = "--restore writes the role's policy, and --propose never writes IAM"
+        raise ApprovalError(msg, tip="Restore the role through your pipeline.")
+
+
 def decision_hooks(
     hooks: Hooks,
     config: Config,
@@ -45,11 +55,9 @@ def decision_hooks(
     fmt: Format,
 ) -> Hooks:
     """``hooks`` with the approver and the proposing sandbox the flags ask for."""
+    check_flags(config, approve=approve, propose=propose)
     mode = ApproveMode(approve)
     interactive = sys.stdin.isatty()
-    if propose and mode is not ApproveMode.NEVER:
-        msg = "--approve and --propose do not go together"
-        raise ApprovalError(msg, tip="With --propose, whoever applies the proposal approves it.")
     check_terminal(mode, interactive=interactive)
     ask = _asker(view)
     if mode is not ApproveMode.NEVER:
@@ -76,4 +84,4 @@ def decision_hooks(
     return hooks
 
 
-__all__ = ["decision_hooks"]
+__all__ = ["check_flags", "decision_hooks"]

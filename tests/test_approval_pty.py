@@ -257,3 +257,33 @@ def test_without_a_terminal_approve_says_to_propose(tmp_path: Path, mode: str) -
     assert lines[0] == expected
     assert "--propose" in lines[1]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "first_line"),
+    [
+        (
+            ("--approve", "each", "--propose"),
+            "discover: --approve and --propose do not go together",
+        ),
+        (
+            ("--propose", "--restore"),
+            "discover: --restore writes the role's policy, and --propose never writes IAM",
+        ),
+    ],
+)
+def test_modes_that_do_not_go_together(
+    tmp_path: Path, flags: tuple[str, ...], first_line: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "discover", "--local", *flags, "--stack-name", "x", "--", "true"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == first_line
+    assert result.stderr.splitlines()[1].startswith("Tip: ")
