@@ -16,6 +16,8 @@ from discover.journal import SCHEMA, Journal, first_backup, read_events, read_jo
 from discover.policy import Grant, PolicyDocument
 from discover.run_events import (
     EVENT_TYPES,
+    AppliedOutOfBand,
+    Approved,
     Backup,
     DenialsFound,
     Event,
@@ -24,6 +26,9 @@ from discover.run_events import (
     GrantPlanned,
     PolicyApplied,
     PropagationWait,
+    ProposalMissing,
+    Proposed,
+    Refused,
     Resumed,
     RunFinished,
     RunStarted,
@@ -73,6 +78,11 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("propagation wait", PropagationWait(3, 5.0)),
     ("session renewed", SessionRenewed(3)),
     ("stopped", Stopped(StopReason.UNFIXABLE, "a deny", (DENIAL,))),
+    ("approved", Approved(2, (EVIDENCE,), "alice", "always")),
+    ("refused", Refused(2, (EVIDENCE,), "alice", go_on=True)),
+    ("proposed", Proposed(2, POLICY, (EVIDENCE,), ".discover/proposed.json")),
+    ("applied out of band", AppliedOutOfBand(2, "inline policy deploy")),
+    ("proposal missing", ProposalMissing(2, ("s3:GetObject on *",), 3)),
 ]
 
 
