@@ -23,8 +23,16 @@ from discover.config import Config, ConfigError
 from discover.denials import Denial
 from discover.formats import Format, render
 from discover.journal import Journal, first_backup, read_events
+from discover.lifecycle import Step, steps
 from discover.lock import RunLock
-from discover.loop import LoopSettings, Outcome, collect_denials, discover, resume_state
+from discover.loop import (
+    GrantStrategy,
+    LoopSettings,
+    Outcome,
+    collect_denials,
+    discover,
+    resume_state,
+)
 from discover.policy import (
     INLINE_ROLE_POLICIES_QUOTA,
     MANAGED_POLICY_QUOTA,
@@ -32,14 +40,26 @@ from discover.policy import (
     load_policy,
     split_for_quota,
 )
-from discover.ports import AdminSandbox, Deployer, DeployResult, EventSink, OutputWatcher, Sessions
+from discover.ports import (
+    AdminSandbox,
+    Credentials,
+    Deployer,
+    DeployResult,
+    EventSink,
+    OutputWatcher,
+    Sandbox,
+    Sessions,
+)
 from discover.report import render_report
 from discover.run_events import (
     Backup,
     Broadcast,
     Evidence,
+    PhaseStarted,
     Resumed,
     Started,
+    Stopped,
+    StopReason,
     last_policy,
 )
 
@@ -148,11 +168,12 @@ def make_deployer(
     *,
     echo: TextIO | None = None,
     watch: OutputWatcher | None = None,
+    command: Sequence[str] | None = None,
 ) -> Deployer:
     from discover.runner import CommandDeployer
 
     return CommandDeployer(
-        config.deploy_command,
+        tuple(command) if command is not None else config.deploy_command,
         cwd=config.service_dir,
         region=config.region,
         logs_dir=logs_dir,
@@ -201,11 +222,12 @@ def fresh_journal(state_dir: Path) -> Journal:
 
 def open_journal(
     config: Config, env: Environment, sandbox: AdminSandbox, events: EventSink
-) -> tuple[Journal, LoopSettings, tuple[str, ...]]:
+) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None]:
     """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
 
-    Returns the journal, the loop's settings, and the role's policies discover does not own.
-    The start events go to ``events`` (the journal among them).
+    Returns the journal, the loop's settings, the role's policies discover does not own, and
+    (resuming) the step the interrupted run was in. The start events go to the journal and
+    to ``events`` (the view).
     """
     settings = LoopSettings(
         max_iterations=config.max_iterations, propagation_waits_s=config.propagation_waits_s
@@ -229,7 +251,7 @@ def open_journal(
             initial_policy=state.policy,
             first_iteration=state.last_iteration + 1,
         )
-        return journal, settings, ()
+        return journal, settings, (), state.step
     journal = fresh_journal(config.state_dir)
     sink = Broadcast((journal, events))
     sink.emit(
@@ -247,11 +269,93 @@ def open_journal(
     backup = sandbox.backup()
     sink.emit(Backup(env.role_arn, backup))
     others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
-    return journal, settings, tuple(others)
+    return journal, settings, tuple(others), None
+
+
+class StepDeployer:
+    """A step's ``Deployer``: deploys the stack first when the step needs one and it is not
+    there (with the same session and the policy so far), then runs the step's command."""
+
+    def __init__(
+        self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox
+    ) -> None:
+        self._step = step
+        self._run = run
+        self._setup = setup
+        self._sandbox = sandbox
+
+    def deploy(self, credentials: Credentials, iteration: int) -> DeployResult:
+        if self._step.needs_stack and not self._sandbox.deployed():
+            result = self._setup.deploy(credentials, iteration)
+            if not result.succeeded:
+                return result  # its denials are the create phase's, learned all the same
+        return self._run.deploy(credentials, iteration)
+
+
+def plan(config: Config) -> tuple[Step, ...]:
+    """The steps of the configured phases."""
+    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    return steps(
+        config.phases,
+        deploy_command=config.deploy_command,
+        remove_command=config.remove_command,
+        serverless=serverless,
+    )
+
+
+def run_steps(
+    workflow: Sequence[Step],
+    deployer_for: Callable[[Step], Deployer],
+    *,
+    sandbox: Sandbox,
+    sessions: Sessions,
+    events: EventSink,
+    settings: LoopSettings,
+    refuse: Refuse,
+    strategy: GrantStrategy | None = None,
+) -> Outcome:
+    """The loop once per step, each starting from the policy the steps before it learned.
+
+    Stops at the first step that does not succeed; the last ``Stopped`` is the run's.
+    """
+    policy = settings.initial_policy
+    number = settings.first_iteration
+    iterations: list[Any] = []
+    for step in workflow:
+        events.emit(PhaseStarted(step.phase.value, step.name, number))
+        step_settings = replace(
+            settings, initial_policy=policy, first_iteration=number, announce_success=False
+        )
+        outcome = discover(
+            deployer_for(step),
+            sandbox,
+            sessions,
+            events,
+            step_settings,
+            refuse=refuse,
+            strategy=strategy,
+        )
+        iterations += outcome.iterations
+        policy = outcome.policy
+        number = iterations[-1].number + 1 if iterations else number
+        if outcome.reason is not StopReason.SUCCEEDED:
+            detail = f"{step.name}: {outcome.detail}"
+            return replace(outcome, iterations=tuple(iterations), detail=detail)
+    names = ", ".join(step.name for step in workflow)
+    detail = f"{names} passed after {len(iterations)} run(s)"
+    events.emit(Stopped(StopReason.SUCCEEDED, detail))
+    return Outcome(tuple(iterations), policy, StopReason.SUCCEEDED, detail)
+
+
+def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]:
+    """The steps from the one an interrupted run was in (all of them when it names none)."""
+    names = [s.name for s in workflow]
+    return workflow[names.index(step) :] if step in names else workflow
 
 
 def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
-    """The default command: find the policy, write policy.json, report.md and --out."""
+    """The default command: find the policy for every phase; write policy.json, report.md
+    and --out."""
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -261,7 +365,7 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
         # --propose writes nothing to IAM, not even the lock's role tag: the folder lock only.
         locked = None if hooks.propose else sandbox
         with RunLock(state_dir, locked, break_lock=config.break_lock):
-            journal, settings, others = open_journal(config, env, sandbox, view)
+            journal, settings, others, step = open_journal(config, env, sandbox, view)
             if others:
                 log.warning(
                     "role_has_other_policies",
@@ -269,9 +373,21 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                     hint="their permissions will not be discovered; use a role with none",
                 )
             events = Broadcast((journal, *hooks.sinks))
-            deployer = make_deployer(
-                config, env, state_dir / "iterations", echo=hooks.echo, watch=hooks.watch
-            )
+            logs = state_dir / "iterations"
+
+            def deployer_for(step: Step) -> Deployer:
+                def make(command: Sequence[str], folder: Path) -> Deployer:
+                    return make_deployer(
+                        config, env, folder, echo=hooks.echo, watch=hooks.watch, command=command
+                    )
+
+                return StepDeployer(
+                    step,
+                    make(step.command, logs),
+                    make(config.deploy_command, logs / "setup"),
+                    sandbox,
+                )
+
             looped: Any = sandbox
             if hooks.propose is not None:
                 looped = hooks.propose(sandbox, events)
@@ -281,12 +397,13 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                 strategy = hooks.approver.bind(events)
                 refuse = _either(hooks.approver.refuse, hooks.refuse)
             try:
-                outcome = discover(
-                    deployer,
-                    looped,
-                    make_sessions(config, env),
-                    events,
-                    settings,
+                outcome = run_steps(
+                    _remaining(plan(config), step),
+                    deployer_for,
+                    sandbox=looped,
+                    sessions=make_sessions(config, env),
+                    events=events,
+                    settings=settings,
                     refuse=refuse,
                     strategy=strategy,
                 )
@@ -369,9 +486,7 @@ def write_outputs(
     """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy."""
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(
-        render_report(read_events(journal.path)), encoding="utf-8"
-    )
+    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
     rendered = render(outcome.policy, fmt, name=config.stack_name)
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
@@ -398,18 +513,46 @@ def verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDoc
 
 
 @dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """One step of a verify: did it pass with only the policy, and its first denial if not."""
+
+    name: str
+    result: DeployResult | None  # None: not run (an earlier step failed)
+    denials: tuple[Denial, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.succeeded
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """Whether the deploy succeeded with only the policy, and the first denial if not."""
+    """Whether every step succeeded with only the policy, and the first denial if not."""
 
     policy: PolicyDocument
     policy_path: str
     managed: int
-    result: DeployResult
-    denials: tuple[Denial, ...]
+    steps: tuple[StepVerdict, ...]
 
     @property
     def verified(self) -> bool:
-        return self.result.succeeded
+        return all(step.ok for step in self.steps)
+
+    @property
+    def failed(self) -> StepVerdict | None:
+        return next((step for step in self.steps if not step.ok), None)
+
+    @property
+    def result(self) -> DeployResult:
+        """The deciding run: the first that failed, else the last."""
+        ran = [step for step in self.steps if step.result is not None]
+        chosen = self.failed if self.failed is not None and self.failed.result else ran[-1]
+        assert chosen.result is not None
+        return chosen.result
+
+    @property
+    def denials(self) -> tuple[Denial, ...]:
+        return self.failed.denials if self.failed is not None else ()
 
     @property
     def exit_code(self) -> int:
@@ -419,9 +562,12 @@ class VerifyResult:
 
 
 def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> VerifyResult:
-    """Deploy once, from scratch, with only the policy; remove what was deployed."""
+    """Every configured step, from scratch, with only the policy and the sandbox role's
+    credentials (create, update, no-op update, remove); the admin cleans up after."""
     policy, managed = verify_parts(policy_paths)
     state_dir = config.state_dir / "verify"
+    workflow = plan(config)
+    verdicts: list[StepVerdict] = []
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
         previous = sandbox.read_policy()
@@ -433,13 +579,21 @@ def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> Ve
         attached = sandbox.attach_managed(managed) if managed else []
         try:
             sessions = make_sessions(config, env)
-            deployer = make_deployer(config, env, state_dir, echo=hooks.echo, watch=hooks.watch)
-            started = datetime.now(UTC)
-            result = deployer.deploy(sessions.current(), 1)
-            denials = () if result.succeeded else collect_denials(result, sandbox, started)
+            for number, step in enumerate(workflow, start=1):
+                if verdicts and not verdicts[-1].ok:
+                    verdicts.append(StepVerdict(step.name, None))
+                    continue
+                deployer = make_deployer(
+                    config, env, state_dir, echo=hooks.echo, watch=hooks.watch, command=step.command
+                )
+                started = datetime.now(UTC)
+                result = deployer.deploy(sessions.current(), number)
+                denials = () if result.succeeded else collect_denials(result, sandbox, started)
+                verdicts.append(StepVerdict(step.name, result, denials))
         finally:
-            sandbox.delete_stack()
+            if sandbox.stack_status() is not None:
+                sandbox.delete_stack()
             sandbox.detach_managed(attached)
             sandbox.apply_policy(previous or PolicyDocument())
     path = ", ".join(str(p) for p in policy_paths)
-    return VerifyResult(policy, path, len(managed), result, denials)
+    return VerifyResult(policy, path, len(managed), tuple(verdicts))

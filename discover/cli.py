@@ -84,7 +84,7 @@ saved; --resume goes on).
 _SUBCOMMAND_HELP = {
     "parse": "List the permission denials in a log (a file, or - for stdin).",
     "verify": "Deploy a fresh stack with only the given policy, then remove it; print JSON "
-    "with \"verified\" and the first denial.",
+    'with "verified" and the first denial.',
     "report": "Re-render .discover/report.md from the journal of the last run, and print it.",
     "diff": "Show what NEW grants that OLD did not, and the reverse.",
     "sandbox": "Start (up) or stop (down) a local sandbox that outlives one command; "
@@ -106,7 +106,6 @@ class _Stderr(io.TextIOBase):
 
     def flush(self) -> None:
         sys.stderr.flush()
-
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:
@@ -162,6 +161,16 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--break-lock", action="store_true", help="take over a role lock left by a dead run"
+    )
+    parser.add_argument(
+        "--phases",
+        help="the phases to cover, in order: create,update,remove (default: all of them for "
+        "the Serverless CLI; create for a command of your own)",
+    )
+    parser.add_argument(
+        "--remove-command",
+        metavar="CMD",
+        help="how your tool removes the service (default: CLI remove --stage S --region R)",
     )
     parser.add_argument(
         "--log-format",
@@ -479,24 +488,37 @@ def cmd_verify(
         "policy": verdict.policy_path,
         "managed_policies": verdict.managed,
         "actions": len(verdict.policy.actions),
-        "duration_s": verdict.result.duration_s,
+        "duration_s": round(sum(s.result.duration_s for s in verdict.steps if s.result), 3),
         "first_denial": _denial_json(denials[0]) if denials else None,
+        "phases": [
+            {
+                "name": step.name,
+                "ok": step.ok,
+                "ran": step.result is not None,
+                "first_denial": _denial_json(step.denials[0]) if step.denials else None,
+            }
+            for step in verdict.steps
+        ],
     }
     out.write(json.dumps(record, indent=2) + "\n")
-    if verdict.verified:
+    names = ", ".join(step.name for step in verdict.steps)
+    failed = verdict.failed
+    if failed is None:
         print(
-            f"discover: verified: the deploy succeeds with only {verdict.policy_path}.",
+            f"discover: verified ({names}) with only {verdict.policy_path}.",
             file=sys.stderr,
         )
     elif denials:
         d = denials[0]
         print(
-            f"discover: not verified: denied {d.action} on {d.resource or '?'}: {d.message}",
+            f"discover: not verified: {failed.name}: denied {d.action} on "
+            f"{d.resource or '?'}: {d.message}",
             file=sys.stderr,
         )
     else:
         print(
-            f"discover: not verified: the deploy failed:\n{verdict.result.tail(15)}",
+            f"discover: not verified: {failed.name}: the deploy failed:\n"
+            f"{verdict.result.tail(15)}",
             file=sys.stderr,
         )
     return verdict.exit_code

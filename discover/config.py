@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import yaml
 
 from discover.errors import DiscoverError
 from discover.guard import DEFAULT_HIGH_RISK
+from discover.lifecycle import Phase, default_phases, parse_phases
 
 CONFIG_FILE = "discover.toml"
 STATE_DIR = ".discover"
@@ -69,6 +71,7 @@ class Config:
     resume: bool = False
     restore: bool = False
     break_lock: bool = False
+    phases: tuple[Phase, ...] = (Phase.CREATE,)
 
     @property
     def state_dir(self) -> Path:
@@ -91,6 +94,8 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "sandbox_account": str,
     "high_risk": list,
     "allow": list,
+    "phases": list,
+    "remove_command": list,
 }
 
 
@@ -163,6 +168,12 @@ def _provider_value(definition: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
+def _remove_command(flag: str | None, file_value: list[Any] | None) -> tuple[str, ...]:
+    if flag:
+        return tuple(shlex.split(flag))
+    return tuple(str(part) for part in file_value or ())
+
+
 def build_config(flags: Mapping[str, Any]) -> Config:
     """Merge flags (None = not given) with discover.toml and serverless.yml; validate."""
     service_dir = Path(flags.get("service_dir") or ".").resolve()
@@ -219,7 +230,14 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         session_duration=session_duration,
     )
     deploy = command or (cli, "deploy", "--stage", stage, "--region", region)
-    remove = (cli, "remove", "--stage", stage, "--region", region)
+    given_remove = _remove_command(flags.get("remove_command"), file_values.get("remove_command"))
+    remove = given_remove or (cli, "remove", "--stage", stage, "--region", region)
+    phases = pick("phases")
+    phases = (
+        parse_phases(phases)
+        if phases is not None
+        else default_phases(custom_command=bool(command), remove_command=bool(given_remove))
+    )
     return Config(
         service_dir=service_dir,
         role_arn=role_arn,
@@ -231,6 +249,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         cli=cli,
         deploy_command=deploy,
         remove_command=remove,
+        phases=phases,
         local=local,
         out=_out_path(flags.get("out"), file_values.get("out"), service_dir),
         run_timeout_s=run_timeout,

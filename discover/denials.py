@@ -25,8 +25,18 @@ The shapes it knows:
   CloudFormation's ``API: s3:CreateBucket``);
 - ``Encoded authorization failure message: ...`` (the blob is kept in ``Denial.encoded``);
 - bare error codes (``AccessDenied``, ``AccessDeniedException``, ``UnauthorizedOperation``,
-  ``You are not authorized to perform this operation``), which say only that something was
-  denied.
+  ``AuthorizationError``, ``You are not authorized to perform this operation``), which say
+  only that something was denied, unless the text around them names the operation and its
+  service (botocore's ``An error occurred (CODE) when calling the OP operation``, the Go SDK's
+  ``operation error SERVICE: OP``, an endpoint host, the client): then the action is the one
+  IAM checks for that operation, and ``Denial.basis`` says how it was read;
+- S3 refusals relayed by Lambda and CloudFormation (``Your access has been denied by S3 ...
+  GetObject for BUCKET/KEY``, ``Error occurred while GetObject``, ``TemplateURL must reference
+  a valid S3 object to which you have access``): ``s3:GetObject``.
+
+Every resource is kept as written, with its kind (``ResourceKind``): only a concrete ARN is
+``resource_grantable``; a redacted or templated one (``arn:aws:iam::<account>:role/x``) is
+evidence for the report, never a grant's resource.
 
 A denial that names nothing (no principal, action or resource) is reported only when the
 text holds no better one: it is the same refusal seen through a vaguer message.
@@ -34,7 +44,9 @@ text holds no better one: it is the same refusal seen through a vaguer message.
 
 from __future__ import annotations
 
+import io
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -126,6 +138,37 @@ def describe_unfixable(reason: Reason) -> str:  # noqa: PLR0911 - one return per
             assert_never(reason)
 
 
+class ResourceKind(str, Enum):
+    """What kind of thing a denial's resource is, as the message writes it."""
+
+    ARN = "arn"  # a whole, concrete ARN: the only kind a grant may name
+    REDACTED_ARN = "arn-redacted"  # an ARN with parts hidden or templated by whoever pasted it
+    IAM_ENTITY = "iam-entity"  # IAM's "role NAME", "user NAME", ...
+    PHONE_NUMBER = "phone-number"  # an SMS destination (SNS Publish to a number)
+    EMAIL_ADDRESS = "email-address"
+    NAME = "name"  # a bare name: a table, a bucket, a secret, a stack, "*"
+
+
+_PHONE = re.compile(r"^\+[0-9xX*#.\-]{2,}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def resource_kind(resource: str | None) -> ResourceKind | None:
+    """The kind of ``resource`` as written (None for no resource)."""
+    if resource is None:
+        return None
+    if resource.startswith("arn:"):
+        return ResourceKind.ARN if iamdb.is_concrete_arn(resource) else ResourceKind.REDACTED_ARN
+    word, _, rest = resource.partition(" ")
+    if rest and word.lower() in _ENTITY_WORDS:
+        return ResourceKind.IAM_ENTITY
+    if _PHONE.match(resource):
+        return ResourceKind.PHONE_NUMBER
+    if _EMAIL.match(resource):
+        return ResourceKind.EMAIL_ADDRESS
+    return ResourceKind.NAME
+
+
 @dataclass(frozen=True, slots=True)
 class Denial:
     """One permission denial found in text."""
@@ -142,6 +185,24 @@ class Denial:
     logical_id: str | None = None
     resource_type: str | None = None
     physical_id: str | None = None
+    # What ``resource`` is; left out, it is read from the resource as written.
+    resource_kind: ResourceKind | None = None
+    # How an action or resource the message does not spell out was derived from it (the
+    # operation and where its service came from), for the report; None when it is verbatim.
+    basis: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.resource_kind is None and self.resource is not None:
+            object.__setattr__(self, "resource_kind", resource_kind(self.resource))
+
+    @property
+    def resource_grantable(self) -> bool:
+        """True when ``resource`` is a concrete ARN, the only resource a grant may name as is.
+
+        A redacted or templated ARN, a phone number, an e-mail address or a bare name is
+        evidence for the report, never a grant's resource.
+        """
+        return self.resource_kind is ResourceKind.ARN
 
     @property
     def action_known(self) -> bool:
@@ -185,15 +246,9 @@ def _iter_denials(
     done = 0  # hits before this offset in ``buffer`` were read already
     pending: list[str] = []
     size = 0
-    stream = iter(lines)
-    # islice/join/map keep the per-line work in C: a Python loop over every line of a
-    # 200 MB log costs more than the scan itself.
-    while batch := list(islice(stream, batch_lines)):
-        if all(map(str.endswith, batch, repeat("\n"))):
-            pending.append("".join(batch))
-        else:  # lines from splitlines() come without their newline
-            pending.append("".join(line if line.endswith("\n") else line + "\n" for line in batch))
-        size += len(pending[-1])
+    for piece in _pieces(lines, chunk_chars, batch_lines):
+        pending.append(piece)
+        size += len(piece)
         if size < chunk_chars:
             continue
         buffer += _normalise("".join(pending))
@@ -215,6 +270,33 @@ def _iter_denials(
     leftover = collector.leftover()
     if leftover is not None:
         yield leftover
+
+
+def _pieces(lines: Iterable[str], chunk_chars: int, batch_lines: int) -> Iterator[str]:
+    """The text of ``lines`` in pieces of whole lines, each ending with a newline.
+
+    A text file is read a chunk at a time and cut at its last newline (no str per line);
+    any other iterable of lines is taken in batches, joined in C: a Python loop over every
+    line of a 200 MB log costs more than the scan itself.
+    """
+    if isinstance(lines, io.TextIOBase):
+        carry = ""
+        while chunk := lines.read(chunk_chars):
+            cut = chunk.rfind("\n") + 1
+            if cut == 0:
+                carry += chunk  # one line longer than a chunk: wait for its end
+                continue
+            yield carry + chunk[:cut]
+            carry = chunk[cut:]
+        if carry:
+            yield carry + "\n"
+        return
+    stream = iter(lines)
+    while batch := list(islice(stream, batch_lines)):
+        if all(map(str.endswith, batch, repeat("\n"))):
+            yield "".join(batch)
+        else:  # lines from splitlines() come without their newline
+            yield "".join(line if line.endswith("\n") else line + "\n" for line in batch)
 
 
 def dedupe(denials: Iterable[Denial]) -> tuple[Denial, ...]:
@@ -294,21 +376,26 @@ def _normalise(text: str) -> str:
 
 # --- finding and reading hits ----------------------------------------------------------------
 
-# "uthori" is in "not authorized", "UnauthorizedOperation" and "Encoded authorization".
+# "uthori" is in "not authorized", "UnauthorizedOperation" and "Encoded authorization";
+# "Denied" in "Access Denied", "AccessDenied" and "AccessDeniedException". Each literal is one
+# pass of str.find over the text, the bulk of the time on a big log: as few as there are
+# shapes that share no word.
 _HIT_NOT_AUTHORIZED: Final = "uthori"
-_HIT_ACCESS_DENIED: Final = "ccess Denied"
-_HIT_CODE: Final = "ccessDenied"
+_HIT_DENIED: Final = "Denied"
 _HIT_FORBIDDEN: Final = "Forbidden"
-_HIT_PERMISSION: Final = "ermission"
+_HIT_PERMISSION: Final = "permission"  # lower case: a sentence, not AWS::Lambda::Permission
+_HIT_TEMPLATE_URL: Final = "S3 object to which you have access"
 _HITS: Final = (
     _HIT_NOT_AUTHORIZED,
-    _HIT_ACCESS_DENIED,
-    _HIT_CODE,
+    _HIT_DENIED,
     _HIT_FORBIDDEN,
     _HIT_PERMISSION,
+    _HIT_TEMPLATE_URL,
 )
 
-_GAP = r"[\s│]"  # whitespace, or the box-drawing bar Terraform starts its wrapped lines with
+# Whitespace, the box-drawing bar Terraform starts its wrapped lines with, or the ">" of a
+# Markdown quote at the start of a line (messages pasted into issues and chats).
+_GAP = r"(?:[\s│]|(?<=\n)>)"
 
 
 def _words(pattern: str) -> str:
@@ -318,14 +405,22 @@ def _words(pattern: str) -> str:
 
 _NOT_AUTHORIZED = re.compile(
     rf"ot authori[sz]ed(?:{_GAP}+to)?{_GAP}+perform\b(?P<colon>{_GAP}*:)?{_GAP}*"
+    # SES (and a few others) quote the action the old way: perform `ses:SendRawEmail'
+    r"(?P<quote>[`'\"\u2018])?"
 )
+_CLOSING_QUOTES: Final = "'`\"\u2019"
 _WORD = re.compile(r"[^\s\"'`<>,;()\[\]{}|\\│]{1,256}")
 _ON_RESOURCE = re.compile(rf"{_GAP}+on{_GAP}+resource{_GAP}*:?{_GAP}*", re.IGNORECASE)
 # A resource: ARN characters, plus three things ARNs hold that also end a token in prose: a
 # placeholder with spaces (<account id>), a quoted redaction before a colon
 # (arn:aws:iam::"my account":role/x) and a bracketed segment (log-stream:...[$LATEST]abc).
+# Posters also template ARNs with braces ({account-id}, ${AWS::Region}), and set placeholders
+# off with spaces between the colons (arn:aws:sqs:eu-west-1: <acct> :queue-x, : ... :).
 _TOKEN = re.compile(
-    r"(?:[^\s\"'`<>,;()\[\]{}|\\│]|<[^<>/\n]{1,80}>|\"[^\"\n]{0,80}\"(?=:)|\[[^\[\]\s]{1,80}\])++"
+    r"(?:[^\s\"'`<>,;()\[\]{}|\\│]|<[^<>/\n]{1,80}>|\"[^\"\n]{0,80}\"(?=:)|\[[^\[\]\s]{1,80}\]"
+    r"|\$?\{[^{}\s]{1,80}\}"
+    r"|(?<=[:/]) (?:<[^<>/\n]{1,80}>|\{[^{}\n]{1,80}\}|\[[^\[\]\n]{1,80}\]|\.{3}|\u2026|\*{1,20}"
+    r"|[xX]{3,20}) ?(?=[:/]))++"
 )
 _QUOTED = re.compile(r"\"([^\"\n]{1,2048})\"")
 # IAM names some resources by type and name: "on resource: role XPTO", "user alice".
@@ -380,6 +475,197 @@ _STOP_WORDS: Final = frozenset(
 )  # fmt: skip
 _AFTER_WRAP = re.compile(rf"{_GAP}+(?:because|with|due|\(|status)|[\"'\])]", re.IGNORECASE)
 _LOG_LINE_START = re.compile(r"\d{2,4}[-/:]\d\d|\[")
+
+_PRINCIPAL_LABELS: Final = ("User:", "Principal:", "User `", "User '", "User \u2018", "User arn:")
+
+# --- the operation a message names, and its service ------------------------------------------
+
+_CONTEXT_LINES: Final = 3  # lines before a message's own line where its operation may be
+_CONTEXT_BEFORE: Final = 800  # at most this much text before the refusal
+_CONTEXT_AFTER: Final = 400
+# A literal each context pattern below starts with (or holds), to skip windows with none.
+_CONTEXT_ANCHORS: Final = (
+    "when calling the",
+    "operation error ",
+    "Response ",
+    "Request ",
+    "Error executing",
+    "[AWS ",
+    "denied by S3",
+    "Error occurred while",
+)
+_CONTEXT_ANCHOR = re.compile("|".join(re.escape(anchor) for anchor in _CONTEXT_ANCHORS))
+_ANCHOR_LONGEST: Final = max(len(anchor) for anchor in _CONTEXT_ANCHORS)
+_ENCODED_REACH: Final = 240  # how far after a refusal its encoded message may start
+
+
+@dataclass(frozen=True, slots=True)
+class _Inferred:
+    """An action (and maybe a resource) read from a refusal's context, and how."""
+
+    action: Action | None
+    resource: str | None
+    service: str | None
+    basis: str
+    s3: bool = False  # S3's own refusal, relayed: the reason is S3's opaque one
+
+
+# NOTE: error codes only one service family answers with. EC2's API error codes
+# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html) name
+# UnauthorizedOperation for an IAM refusal; SNS answers AuthorizationError
+# (https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html and each action's Errors).
+_CODE_SERVICES: Final = {"unauthorizedoperation": "ec2", "authorizationerror": "sns"}
+
+_BOTOCORE_CALL = re.compile(
+    r"(?:An error occurred \((?P<code>[^()\s]{1,64})\)|A client error \((?P<code2>[^()\s]{1,64})\)"
+    r" occurred) when calling the "
+    r"(?P<op>[A-Za-z0-9]{2,80}) operation"
+)
+_GO_V2_CALL = re.compile(
+    r"operation error (?P<svc>[A-Za-z0-9 -]{1,40}?): (?P<op>[A-Za-z0-9]{2,80}),"
+)
+_GO_V1_CALL = re.compile(
+    r"(?:Response|Request) (?P<svc>[a-z][a-z0-9-]{1,40})/(?P<op>[A-Z][A-Za-z0-9]{1,80}) "
+    r"(?:Details|failed)"
+)
+_PHP_CALL = re.compile(
+    r"Error executing \\?\"(?P<op>[A-Za-z0-9]{2,80})\\?\" on \\?\"https?://(?P<host>[A-Za-z0-9.-]{1,253})"
+)
+_JS_V2_CALL = re.compile(
+    r"\[AWS (?P<svc>[A-Za-z0-9]{2,40}) \d{3} [\d.]+s \d+ retries\] (?P<op>[A-Za-z0-9]{2,80})\("
+)
+# Lambda and CloudFormation relaying S3's refusal of the code or template they fetched.
+_S3_RELAYED = re.compile(
+    r"(?:denied by S3, please make sure your request credentials have permission to "
+    r"(?P<op>[A-Za-z0-9]{2,40})(?: for (?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/"
+    r"(?P<key>[^\s\"']{1,1024}?))?\.?(?=\s|$)"
+    r"|Error occurred while (?P<op2>[A-Za-z0-9]{2,40})\. S3 Error Code)"
+)
+# Where else a log names the service: an endpoint, a JavaScript SDK file, a boto3 client,
+# Java's "(Service: AmazonEC2; ...", Ruby's Aws::EC2::Errors, an S3 URL.
+_SERVICE_HINTS = re.compile(
+    r"https?://(?P<host>[A-Za-z0-9.-]{1,253}\.amazonaws\.com)"
+    r"|aws-sdk/lib/services/(?P<js>[A-Za-z0-9]{2,40})\.js"
+    r"|client\(\s*['\"](?P<boto>[a-z0-9-]{2,40})['\"]"
+    r"|\(Service: (?P<java>[A-Za-z0-9 ]{2,40});"
+    r"|Aws::(?P<ruby>[A-Za-z0-9]{2,40})::Errors"
+    r"|(?P<s3url>\bs3://)"
+)
+_TEMPLATE_URL_BEFORE = re.compile(
+    r"(?P<url>https?://[^\s\"'<>]{1,2048})\s+must\s+reference\s+an?\s+valid\s+$"
+)
+_S3_URL = re.compile(
+    r"^https?://(?:(?P<vbucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.)?"
+    r"s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?/(?P<path>[^?#\s]*)"
+)
+
+
+def _s3_url_arn(url: str) -> str | None:
+    """The ARN of the object an S3 URL names (path or virtual-hosted style), or None."""
+    match = _S3_URL.match(url)
+    if match is None:
+        return None
+    path = match.group("path")
+    bucket = match.group("vbucket")
+    if bucket is None:
+        bucket, _, path = path.partition("/")
+    if not bucket or not path:
+        return None
+    return f"arn:aws:s3:::{bucket}/{path}"
+
+
+def _operation(service: str, op: str, how: str, *, s3: bool = False) -> _Inferred | None:
+    """``op`` of ``service`` as its IAM action, when botocore's model of it has that operation."""
+    if not operations.has_operation(service, op):
+        return None
+    action = operations.operation_to_action(service, op)
+    if action is None:
+        return None
+    return _Inferred(action, None, service, f"{action}: the {op} operation, {how}", s3=s3)
+
+
+def _hinted_service(window: str) -> tuple[str, str] | None:
+    """The service a log window names otherwise (endpoint, SDK file, client), and where."""
+    found: tuple[str, str] | None = None
+    for hint in _SERVICE_HINTS.finditer(window):
+        kind = hint.lastgroup
+        value = hint.group(kind) if kind else None
+        if kind is None or value is None:
+            continue
+        if kind == "host":
+            service = operations.endpoint_service(value)
+            where = f"service from the endpoint {value}"
+        elif kind == "s3url":
+            service, where = "s3", "service from the s3:// URL"
+        else:
+            service = operations.sdk_service(value)
+            where = f"service from the SDK's name {value}"
+        if service is not None:
+            found = (service, where)  # the nearest one before the refusal wins
+    return found
+
+
+def _read_botocore(match: re.Match[str], window: str) -> _Inferred | None:
+    op, code = match.group("op"), match.group("code") or match.group("code2")
+    service = _CODE_SERVICES.get(code.lower())
+    if service is not None:
+        return _operation(service, op, f"service from the error code {code} (botocore)")
+    hinted = _hinted_service(window)
+    if hinted is not None:
+        return _operation(hinted[0], op, f"{hinted[1]} (botocore)")
+    return None
+
+
+def _read_go_v2(match: re.Match[str], window: str) -> _Inferred | None:
+    name = match.group("svc")
+    service = operations.sdk_service(name)
+    if service is None:
+        return None
+    return _operation(service, match.group("op"), f"service {name} (Go SDK v2)")
+
+
+def _read_go_v1(match: re.Match[str], window: str) -> _Inferred | None:
+    name = match.group("svc")
+    service = operations.sdk_service(name)
+    if service is None:
+        return None
+    return _operation(service, match.group("op"), f"service {name} (Go SDK v1)")
+
+
+def _read_php(match: re.Match[str], window: str) -> _Inferred | None:
+    host = match.group("host")
+    service = operations.endpoint_service(host)
+    if service is None:
+        return None
+    return _operation(service, match.group("op"), f"service from the endpoint {host} (PHP SDK)")
+
+
+def _read_js_v2(match: re.Match[str], window: str) -> _Inferred | None:
+    name = match.group("svc")
+    service = operations.sdk_service(name)
+    if service is None:
+        return None
+    return _operation(service, match.group("op"), f"service {name} (JavaScript SDK v2)")
+
+
+def _read_s3_relayed(match: re.Match[str], window: str) -> _Inferred | None:
+    op = match.group("op") or match.group("op2")
+    found = _operation("s3", op, "relayed as S3's refusal", s3=True)
+    if found is None:
+        return None
+    bucket, key = match.group("bucket"), match.group("key")
+    resource = f"arn:aws:s3:::{bucket}/{key}" if bucket and key else None
+    return _Inferred(found.action, resource, "s3", found.basis, s3=True)
+
+
+_CONTEXT_READERS: Final = (
+    (_BOTOCORE_CALL, _read_botocore),
+    (_GO_V2_CALL, _read_go_v2),
+    (_GO_V1_CALL, _read_go_v1),
+    (_PHP_CALL, _read_php),
+    (_JS_V2_CALL, _read_js_v2),
+    (_S3_RELAYED, _read_s3_relayed),
+)
 
 _EMPTY_RANK: Final = {Reason.UNSPECIFIED: 1, Reason.S3_OPAQUE: 2, Reason.ENCODED: 3}
 _UNFIXABLE_RANK: Final = 4
@@ -448,23 +734,25 @@ def _scan(buffer: str, start: int, stop: int, cursor: _Cursor, source: str) -> I
 class _Reader:
     """Reads the message around one hit, within bounded windows of ``buffer``."""
 
-    __slots__ = ("_buffer", "_cursor", "_source")
+    __slots__ = ("_anchor_to", "_anchors", "_buffer", "_cursor", "_source")
 
     def __init__(self, buffer: str, cursor: _Cursor, source: str) -> None:
         self._buffer = buffer
         self._cursor = cursor
         self._source = source
+        self._anchors: deque[int] = deque()  # context anchors found at or after the last floor
+        self._anchor_to = 0  # the buffer is searched for anchors up to here
 
     def read(self, at: int, literal: str) -> Denial | None:
         """The denial whose message holds ``literal`` at ``at``, if that is one."""
         if literal == _HIT_NOT_AUTHORIZED:
             return self._authori(at)
-        if literal == _HIT_ACCESS_DENIED:
-            return self._access_denied(at - 1)
-        if literal == _HIT_CODE:
-            return self._code(at - 1)
+        if literal == _HIT_DENIED:
+            return self._denied(at)
         if literal == _HIT_FORBIDDEN:
             return self._forbidden(at)
+        if literal == _HIT_TEMPLATE_URL:
+            return self._template_url(at)
         return self._permission(at)
 
     def _authori(self, at: int) -> Denial | None:
@@ -472,9 +760,26 @@ class _Reader:
         if text.startswith("ot a", at - 4) and text[at - 5 : at - 4] in ("n", "N"):
             return self._not_authorized(at - 4)
         if text.startswith("UnauthorizedOperation", at - 3) and _word_start(text, at - 3):
-            return self._empty(Reason.UNSPECIFIED, at - 3, at + 18)
+            return self._contextual(Reason.UNSPECIFIED, at - 3, at + 18)
+        if text.startswith("AuthorizationError", at - 1) and _word_start(text, at - 1):
+            # SNS's code for an IAM refusal, often with the full message after it.
+            end = at - 1 + len("AuthorizationError")
+            if text.startswith("Exception", end):
+                end += len("Exception")
+            if text[end : end + 1].isalnum():
+                return None
+            return self._contextual(Reason.UNSPECIFIED, at - 1, end)
         if text[at - 9 : at + 28].lower() == _ENCODED_PHRASE:
             return self._encoded(at - 9)
+        return None
+
+    def _denied(self, at: int) -> Denial | None:
+        """``Access Denied`` (S3's message) or ``AccessDenied`` (an error code) at ``at``."""
+        text = self._buffer
+        if text.startswith("Access ", at - 7):
+            return self._access_denied(at - 7)
+        if text.startswith("Access", at - 6):
+            return self._code(at - 6)
         return None
 
     def _access_denied(self, at: int) -> Denial | None:
@@ -503,6 +808,8 @@ class _Reader:
         if iamdb.is_action_shaped(token):
             token, end = self._unwrap_action(token, match.end() + len(token))
             action: str | None = operations.known_action(token) or token
+            if match.group("quote") and text[end : end + 1] in _CLOSING_QUOTES:
+                end += 1
         elif colon:
             action, end = None, match.end()  # "perform: sts (truncated...)"
         else:
@@ -521,18 +828,47 @@ class _Reader:
         )
 
     def _vague(self, start: int, end: int, principal: str | None) -> Denial:
-        """``You are not authorized to perform this operation``: at most a CloudFormation API."""
+        """``You are not authorized to perform this operation``: the operation is in context."""
         text = self._buffer
-        action: str | None = None
-        if not self._encoded_follows(end):
-            action = self._api_action(start)
+        found = self._context(start, end)
+        if found is None and not self._encoded_follows(end):
+            api = self._api_action(start)
+            if api is not None:
+                found = _Inferred(api, None, None, f"the CloudFormation event's API: {api}")
+        if found is None:
+            reason, _ = _reason(text, end)
+            return Denial(
+                action=None,
+                resource=None,
+                principal=principal,
+                reason=reason,
+                source=self._source,
+                message=self._message(start, min(len(text), end + 40)),
+            )
+        return self._inferred(found, Reason.UNSPECIFIED, start, end, principal)
+
+    def _inferred(
+        self, found: _Inferred, reason: Reason, start: int, end: int, principal: str | None = None
+    ) -> Denial:
+        """The denial of an action found in context; encoded if the message goes on so."""
+        encoded: str | None = None
+        blob_at = self._buffer[end : end + _ENCODED_REACH].lower().find(_ENCODED_PHRASE)
+        if blob_at != -1:
+            blob_at += end
+            blob = self._encoded(blob_at)
+            reason, encoded, end = Reason.ENCODED, blob.encoded, blob_at + len(_ENCODED_PHRASE)
+        elif found.s3 or found.service == "s3":
+            # An S3 refusal whose action had to be read from its operation: S3 said no more.
+            reason = Reason.S3_OPAQUE
         return Denial(
-            action=action,
-            resource=None,
+            action=found.action,
+            resource=found.resource,
             principal=principal,
-            reason=Reason.UNSPECIFIED,
+            reason=reason,
             source=self._source,
-            message=self._message(start, min(len(text), end + 40)),
+            message=self._message(start, min(len(self._buffer), end + 40)),
+            encoded=encoded,
+            basis=found.basis,
         )
 
     def _principal(self, not_at: int) -> tuple[str | None, int]:
@@ -544,13 +880,15 @@ class _Reader:
         floor = max(self._cursor.end, is_at - _PRINCIPAL_LOOKBACK, 0)
         best = -1
         label = ""
-        for candidate in ("User:", "Principal:"):
+        for candidate in _PRINCIPAL_LABELS:
             found = text.rfind(candidate, floor, is_at)
             if found > best:
                 best, label = found, candidate
         if best == -1:
             return None, is_at
-        raw = text[best + len(label) : is_at].strip(" \t\n│")
+        if label.endswith("arn:"):
+            label = label.removesuffix("arn:")  # "User arn:aws:iam::1:user/x is not ...": keep it
+        raw = text[best + len(label) : is_at].strip(" \t\n│").strip(_CLOSING_QUOTES + "\u2018")
         if not raw or len(raw) > _MAX_PRINCIPAL:
             return None, best
         if "\n" in raw:
@@ -569,6 +907,9 @@ class _Reader:
         if on is None:
             return None, pos
         start = on.end()
+        opened = text[start : start + 1] in ("`", "'", "\u2018")
+        if opened:
+            start += 1  # on resource `arn:aws:ses:...:identity/x': the old quoting
         if text.startswith('"', start):
             quoted = _QUOTED.match(text, start, start + _MAX_RESOURCE + 2)
             if quoted is not None:
@@ -588,6 +929,8 @@ class _Reader:
             value, end = self._unwrap_arn(value, end)
         if value.endswith(".") and not value.endswith(".."):
             value = value[:-1]  # the sentence's full stop, not the ARN's
+        if opened and text[end : end + 1] in _CLOSING_QUOTES:
+            end += 1
         return value or None, end
 
     def _unwrap_arn(self, value: str, end: int) -> tuple[str, int]:
@@ -666,14 +1009,110 @@ class _Reader:
 
     def _opaque(self, start: int, end: int) -> Denial:
         """S3's ``Access Denied``: the action is the one for the operation named before it."""
+        action = self._operation_action(start)
+        if action is None:
+            found = self._context(start, end)
+            if found is not None:
+                return self._inferred(found, Reason.S3_OPAQUE, start, end)
         return Denial(
-            action=self._operation_action(start),
+            action=action,
             resource=None,
             principal=None,
             reason=Reason.S3_OPAQUE,
             source=self._source,
             message=self._message(start, end),
+            basis=None if action is None else f"{action}: the operation S3 refused",
         )
+
+    def _contextual(self, reason: Reason, start: int, end: int) -> Denial:
+        """A bare error code: the denial of the operation its context names, if any."""
+        found = None if self._full_message_follows(end) else self._context(start, end)
+        if found is None:
+            return self._empty(reason, start, end)
+        return self._inferred(found, reason, start, end)
+
+    def _anchored(self, floor: int, stop: int) -> bool:
+        """Does ``[floor, stop)`` hold a context anchor? Each character is searched once.
+
+        Hits come in order, so the windows asked about only move forward: the buffer is
+        searched up to the furthest ``stop`` asked so far, and the anchors found are kept
+        until a window's floor passes them (a hostile line of a million hits stays linear).
+        """
+        anchors = self._anchors
+        if stop > self._anchor_to:
+            begin = max(floor, self._anchor_to - _ANCHOR_LONGEST + 1)
+            anchors.extend(m.start() for m in _CONTEXT_ANCHOR.finditer(self._buffer, begin, stop))
+            self._anchor_to = stop
+        while anchors and anchors[0] < floor:
+            anchors.popleft()
+        return bool(anchors) and anchors[0] < stop
+
+    def _full_message_follows(self, end: int) -> bool:
+        """Does a full "... not authorized to perform: A" message follow the code at ``end``?
+
+        Then that message is the denial, and the code before it only a vaguer view of it.
+        """
+        text = self._buffer
+        at = text.find("ot authori", end, end + _ENCODED_REACH)
+        return (
+            at != -1
+            and _NOT_AUTHORIZED.match(text, at, at + 80) is not None
+            and (
+                iamdb.is_action_shaped(_first_word(text, _NOT_AUTHORIZED.match(text, at, at + 80)))
+            )
+        )
+
+    def _template_url(self, at: int) -> Denial | None:
+        """CloudFormation's ``TemplateURL must reference a valid S3 object to which you have
+        access``: it reads the template from S3 with the caller's credentials."""
+        text = self._buffer
+        line = text[self._line_floor(at) : at]
+        url = _TEMPLATE_URL_BEFORE.search(line)
+        resource = _s3_url_arn(url.group("url")) if url is not None else None
+        action = operations.known_action("s3:GetObject")
+        found = _Inferred(
+            action,
+            resource,
+            "CloudFormation",
+            "s3:GetObject: CloudFormation reads a TemplateURL with the caller's credentials",
+            s3=True,
+        )
+        return self._inferred(found, Reason.S3_OPAQUE, at, at + len(_HIT_TEMPLATE_URL))
+
+    def _context(self, start: int, end: int) -> _Inferred | None:
+        """The operation the text around ``[start, end)`` names, as an IAM action.
+
+        Read from the message's own line and the few lines before it (never before the last
+        full denial): botocore's ``An error occurred (CODE) when calling the OP operation``,
+        the Go SDK's ``operation error SERVICE: OP``, ``Response ec2/OP``, PHP's ``Error
+        executing "OP" on "https://HOST"``, JavaScript's ``[AWS ec2 403 ...] op(``, and the S3
+        refusals Lambda and CloudFormation relay. The service comes from the SDK's wording,
+        the error code, the endpoint host or the client named nearby; without one, nothing.
+        """
+        text = self._buffer
+        lowest = max(self._cursor.end, start - _CONTEXT_BEFORE)
+        if not self._anchored(lowest, min(len(text), end + _CONTEXT_AFTER)):
+            return None  # most refusals name no operation: skip the lines and the patterns
+        floor = self._line_floor(start)
+        for _ in range(_CONTEXT_LINES):
+            if floor <= lowest:
+                break
+            floor = text.rfind("\n", lowest, floor - 1) + 1 or lowest
+        floor = max(floor, lowest)
+        stop = text.find("\n", end, end + _CONTEXT_AFTER)
+        stop = min(len(text), end + _CONTEXT_AFTER) if stop == -1 else stop
+        window = text[floor:stop]
+        cut = end - floor
+        best: _Inferred | None = None
+        best_at = -1
+        for pattern, read in _CONTEXT_READERS:
+            for match in pattern.finditer(window, 0, min(len(window), cut + _CONTEXT_AFTER)):
+                if match.start() >= cut or match.start() <= best_at:
+                    continue
+                found = read(match, window)
+                if found is not None:
+                    best, best_at = found, match.start()
+        return best
 
     def _forbidden(self, at: int) -> Denial | None:
         text = self._buffer
@@ -704,13 +1143,12 @@ class _Reader:
             return None
         if text[at - 1 : at] == "<" or text[at - 2 : at] == "</" or text[end : end + 1] == ">":
             return None  # <AccessDeniedException>...: an element's name, not the error code
-        return self._empty(Reason.UNSPECIFIED, at, end)
+        return self._contextual(Reason.UNSPECIFIED, at, end)
 
     def _permission(self, at: int) -> Denial | None:
         """``doesn't have permission to call A``, ``An additional permission "A" is required``."""
         text = self._buffer
-        if text[at - 1 : at] != "p":
-            return None  # "AWS::Lambda::Permission" and other names: not a sentence
+        at += 1  # past the "p": the patterns below are read around the "ermission"
         floor = max(0, at - 40)
         for pattern in (_NO_PERMISSION, _ADDITIONAL_PERMISSION):
             for match in pattern.finditer(text, floor, at + 80):
@@ -821,6 +1259,14 @@ class _Reader:
         if last == -1:
             last = min(len(text), end + _MESSAGE_CONTEXT)
         return text[first:last].strip()
+
+
+def _first_word(text: str, match: re.Match[str] | None) -> str:
+    """The word right after ``match`` (an action, when a message names one)."""
+    if match is None:
+        return ""
+    word = _WORD.match(text, match.end())
+    return word.group().rstrip(".:") if word is not None else ""
 
 
 def _word_start(text: str, at: int) -> bool:

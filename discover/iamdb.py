@@ -164,6 +164,73 @@ def _arn_format_regex(arn_format: str, greedy_tail: bool) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts) + "$")
 
 
+# NOTE: the ARN format, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html:
+# arn:partition:service:region:account-id:resource, with an empty region or account for the
+# services that have none (S3, IAM, CloudFront), and "aws" as the account of AWS-owned
+# resources (managed policies, transforms).
+_PARTITIONS = frozenset(
+    {"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
+)
+_ARN_SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_ARN_REGION = re.compile(r"^(?:[a-z]{2}(?:-[a-z]+)+-\d{1,2})?$")
+_ARN_ACCOUNT = re.compile(r"^(?:\d{12}|aws)?$")
+# What posters put in place of what they hide: <account id>, {region}, ${AWS::AccountId},
+# [ID], "...", a run of stars, or a whole segment of x's or #'s. A log stream's [$LATEST]
+# is part of a real ARN.
+_REDACTION = re.compile(
+    r"<[^<>]*>|\$?\{[^{}]*\}|\[(?!\$LATEST\])[^\[\]]*\]|\.\.\.|\u2026|\*\*|\s"
+    r"|(?:^|[/:])(?:[xX]{3,}|#{2,})(?=$|[/:])"
+)
+
+
+def is_concrete_arn(text: str) -> bool:
+    """True when ``text`` is a whole ARN with nothing redacted or templated in it.
+
+    ``arn:aws:sqs:eu-west-1:123456789012:queue-x`` is; ``arn:aws:sqs:eu-west-1:<acct>:queue-x``,
+    ``arn:aws:iam::XXXX:role/x``, ``arn:aws:iam::role/x`` (account cut out) and
+    ``arn:aws:ssm:{region}:...`` are not: such a resource is reported, never granted.
+    """
+    parts = text.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn" or not parts[5]:
+        return False
+    _, partition, service, region, account, _rest = parts
+    return (
+        partition in _PARTITIONS
+        and _ARN_SERVICE.match(service) is not None
+        and _ARN_REGION.match(region) is not None
+        and _ARN_ACCOUNT.match(account) is not None
+        and _REDACTION.search(text) is None
+        and not (account == "" and _field_required(service, _rest, 4))
+        and not (region == "" and _field_required(service, _rest, 3))
+    )
+
+
+def _field_required(service: str, resource: str, field: int) -> bool:
+    """Do the ARN formats of ``service`` for a resource like ``resource`` all fill ``field``?
+
+    Then an ARN with that field empty had it cut out (``arn:aws:iam:::role/x``: IAM roles
+    have an account), where S3's empty account and region are its own.
+    """
+    matching = [
+        fields[field]
+        for fields, prefix in _format_fields(service)
+        if prefix and resource.startswith(prefix)
+    ]
+    return bool(matching) and all(matching)
+
+
+@cache
+def _format_fields(service: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """Each ARN format of ``service`` as its six fields, with its resource's fixed prefix."""
+    result: list[tuple[tuple[str, ...], str]] = []
+    for rt in resource_types_of_service(service):
+        for arn_format in rt.arn_formats:
+            fields = tuple(arn_format.split(":", 5))
+            if len(fields) == 6:
+                result.append((fields, fields[5].split("${", 1)[0]))
+    return tuple(result)
+
+
 def match_resource_type(action: Action, arn: str) -> ResourceType | None:
     """The resource type of ``action`` whose ARN format ``arn`` fits, if any."""
     types = resource_types(action)

@@ -31,6 +31,7 @@ from discover.run_events import (
     Event,
     Evidence,
     Granted,
+    PhaseStarted,
     PropagationWait,
     Resumed,
     RunFinished,
@@ -65,9 +66,7 @@ class _Row:
     outcome: str = "running"
     style: str = "yellow"
     denials: tuple[Denial, ...] = ()
-    grants: dict[tuple[str | None, str | None, str | None], Evidence] = field(
-        default_factory=dict
-    )
+    grants: dict[tuple[str | None, str | None, str | None], Evidence] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,6 +79,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._header: Text = Text("discover", style="bold")
         self._rows: dict[int, _Row] = {}
+        self._steps: dict[int, str] = {}  # first run of each step -> its name
         self._running: _Row | None = None
         self._last_line = ""
         self._summary: Text | None = None
@@ -131,6 +131,9 @@ class LiveView:
                     (event.role_arn, "dim"),
                     ("  (local sandbox)" if event.local else "", "dim"),
                 )
+            elif isinstance(event, PhaseStarted):
+                self._summary = None
+                self._steps[event.iteration] = event.step
             elif isinstance(event, Resumed):
                 self._header.append(f"\nresumed at run {event.iteration}", style="dim")
             elif isinstance(event, RunStarted):
@@ -196,6 +199,9 @@ class LiveView:
             table.add_column("Outcome", no_wrap=True)
             table.add_column("Denied (seen in) → granted", ratio=1)
             for row in self._rows.values():
+                if row.number in self._steps:
+                    table.add_section()
+                    table.add_row(Text(self._steps[row.number], style="bold"), "", "", "")
                 table.add_row(*self._cells(row))
             parts: list[RenderableType] = [self._header, table]
             if self._running is not None:

@@ -34,6 +34,7 @@ from discover.run_events import (
     Evidence,
     Granted,
     GrantPlanned,
+    PhaseStarted,
     PolicyApplied,
     PropagationWait,
     Resumed,
@@ -90,6 +91,9 @@ class LoopSettings:
     propagation_waits_s: tuple[float, ...] = (5.0, 15.0, 45.0)
     initial_policy: PolicyDocument = field(default_factory=PolicyDocument)
     first_iteration: int = 1
+    # False for a step of a longer workflow (a phase): its success is not the end of the run,
+    # so no ``Stopped`` is emitted for it (the workflow emits the last one).
+    announce_success: bool = True
 
 
 def owns_principal(role_arn: str, principal: str | None) -> bool:
@@ -268,7 +272,8 @@ def discover(
     last = settings.first_iteration + settings.max_iterations - 1
 
     def stop(reason: StopReason, detail: str, blocking: Iterable[Denial] = ()) -> Outcome:
-        return _stop(events, Outcome(tuple(iterations), policy, reason, detail, tuple(blocking)))
+        outcome = Outcome(tuple(iterations), policy, reason, detail, tuple(blocking))
+        return _stop(events, outcome, announce=settings.announce_success)
 
     try:
         sandbox.apply_policy(policy)
@@ -327,8 +332,9 @@ def discover(
         raise
 
 
-def _stop(events: EventSink, outcome: Outcome) -> Outcome:
-    events.emit(Stopped(outcome.reason, outcome.detail, outcome.blocking))
+def _stop(events: EventSink, outcome: Outcome, *, announce: bool) -> Outcome:
+    if outcome.reason is not StopReason.SUCCEEDED or announce:
+        events.emit(Stopped(outcome.reason, outcome.detail, outcome.blocking))
     return outcome
 
 
@@ -375,10 +381,12 @@ def _run_once(
 
 @dataclass(frozen=True, slots=True)
 class ResumeState:
-    """Where an interrupted run stopped: its last policy and its last run's number."""
+    """Where an interrupted run stopped: its last policy, its last run's number, and the step
+    (of a phased workflow) it was in, if any."""
 
     policy: PolicyDocument
     last_iteration: int
+    step: str | None = None
 
 
 def resume_state(events: Sequence[Event], *, stack_name: str) -> ResumeState:
@@ -395,7 +403,8 @@ def resume_state(events: Sequence[Event], *, stack_name: str) -> ResumeState:
         msg = "the run in the journal already converged"
         raise DiscoverError(msg, tip="Run without --resume to discover again.")
     runs = [e.iteration for e in events if isinstance(e, RunStarted)]
-    return ResumeState(last_policy(events), max(runs, default=0))
+    steps = [e.step for e in events if isinstance(e, PhaseStarted)]
+    return ResumeState(last_policy(events), max(runs, default=0), steps[-1] if steps else None)
 
 
 __all__ = [

@@ -14,11 +14,13 @@ service prefix.
 
 from __future__ import annotations
 
+import re
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.loaders
-from botocore.model import ServiceModel
+if TYPE_CHECKING:  # botocore is imported when a model is first read: a quarter of a second
+    import botocore.loaders
+    from botocore.model import ServiceModel
 
 from discover import iamdb
 from discover.iamdb import Action
@@ -131,6 +133,19 @@ _BOTOCORE_ALIASES: dict[str, tuple[str, ...]] = {
     "tagging": ("resourcegroupstaggingapi",),
     "iotdata": ("iot-data",),
     "servicequotas": ("service-quotas",),
+    # SDK service identifiers (Go v2 service IDs, Java client names) that squash to no
+    # botocore name of their own.
+    "cloudwatchlogs": ("logs",),
+    "eventbridge": ("events",),
+    "elasticloadbalancingv2": ("elbv2",),
+    "sfn": ("stepfunctions",),
+    "ses": ("ses", "sesv2"),
+    "simpleemailservice": ("ses", "sesv2"),
+    "simplesystemsmanagement": ("ssm",),
+    "simplestorageservice": ("s3",),
+    "identityandaccessmanagement": ("iam",),
+    "securitytokenservice": ("sts",),
+    "keymanagementservice": ("kms",),
 }
 
 # botocore services whose IAM prefix is neither their name, signing name nor endpoint prefix.
@@ -235,6 +250,8 @@ def _squash(operation: str) -> str:
 
 @cache
 def _loader() -> botocore.loaders.Loader:
+    import botocore.loaders  # deferred: most logs name no operation
+
     return botocore.loaders.create_loader()
 
 
@@ -251,6 +268,8 @@ def _botocore_names(service: str) -> tuple[str, ...]:
 
 @cache
 def _service_model(name: str) -> ServiceModel:
+    from botocore.model import ServiceModel  # deferred with the loader
+
     raw: dict[str, Any] = _loader().load_service_model(name, "service-2")
     return ServiceModel(raw, service_name=name)
 
@@ -279,4 +298,69 @@ def _iam_prefixes(name: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-__all__ = ["has_operation", "known_action", "operation_actions", "operation_to_action"]
+# --- naming a service from what an SDK or a log shows ---------------------------------------
+
+# "Amazon S3", "AmazonEC2", "AWSLambda", "AWS Lambda": Java and .NET name clients so.
+_VENDOR_PREFIX = re.compile(r"^(?:amazon|aws)[\s_-]*", re.IGNORECASE)
+# A region label of an endpoint host: us-east-1, eu-west-2, us-gov-west-1, cn-north-1.
+_REGION_LABEL = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+_LEGACY_S3_HOST = re.compile(r"^s3-(?:external-\d|[a-z]{2}(?:-[a-z]+)+-\d{1,2})$")
+
+
+def sdk_service(name: str) -> str | None:
+    """The service name (for ``operation_to_action``) an SDK's own name stands for, or None.
+
+    ``EC2``, ``Secrets Manager`` (Go v2 service IDs), ``ec2``, ``cloudFormation`` (JavaScript
+    v2 identifiers), ``AmazonEC2``, ``Amazon S3``, ``AWSLambda`` (Java), ``email`` (an
+    endpoint prefix) all name a botocore service.
+    """
+    text = name.strip()
+    if not text or len(text) > 64:
+        return None
+    for candidate in (text.lower(), _VENDOR_PREFIX.sub("", text).lower()):
+        squashed = _squash(candidate).replace(" ", "")
+        if not squashed:
+            continue
+        # The name itself when botocore knows it (or it is an alias of several models).
+        for key in (squashed, candidate):
+            if _botocore_names(key):
+                return key
+        found = _squashed_services().get(squashed)
+        if found is not None:
+            return found
+    return None
+
+
+def endpoint_service(host: str) -> str | None:
+    """The botocore service an AWS endpoint host belongs to, or None for any other host.
+
+    ``ec2.ap-south-1.amazonaws.com`` -> ``ec2``; ``bucket.s3.eu-west-1.amazonaws.com``,
+    ``s3-eu-west-1.amazonaws.com`` -> ``s3``; ``email.us-west-2.amazonaws.com`` -> ``ses``.
+    """
+    labels = host.strip().lower().rstrip(".").split(".")
+    if "amazonaws" not in labels:
+        return None
+    labels = labels[: labels.index("amazonaws")]
+    while labels and (_REGION_LABEL.match(labels[-1]) or labels[-1] in {"fips", "dualstack"}):
+        labels.pop()
+    if not labels:
+        return None
+    prefix = labels[-1].removesuffix("-fips")
+    if _LEGACY_S3_HOST.match(prefix):
+        prefix = "s3"
+    return sdk_service(prefix)
+
+
+@cache
+def _squashed_services() -> dict[str, str]:
+    return {_squash(name): name for name in sorted(_available())}
+
+
+__all__ = [
+    "endpoint_service",
+    "has_operation",
+    "known_action",
+    "operation_actions",
+    "operation_to_action",
+    "sdk_service",
+]

@@ -123,6 +123,9 @@ class AdminSandbox(Sandbox, Protocol):
 
     def stack_status(self) -> str | None: ...
 
+    def deployed(self) -> bool:
+        """True when the stack exists in a state an update or a remove can start from."""
+
     def delete_stack(self) -> None: ...
 
     def role_tags(self) -> dict[str, str]: ...

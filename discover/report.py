@@ -29,6 +29,7 @@ from discover.run_events import (
     first_start,
     last_policy,
     last_stop,
+    step_of_runs,
 )
 
 __all__ = ["render_report", "review_flags"]
@@ -137,6 +138,7 @@ def _runs_section(events: Sequence[Event]) -> list[str]:
             by_run[int(number)].append(event)
     stopped = last_stop(events)
     finished = [e for e in events if isinstance(e, RunFinished)]
+    steps = step_of_runs(events)
     lines = [
         "## Runs",
         "",
@@ -150,6 +152,9 @@ def _runs_section(events: Sequence[Event]) -> list[str]:
         outcome = run_outcome(
             event, by_run[event.iteration], is_last=event is finished[-1], stopped=stopped
         )
+        step = steps.get(event.iteration)
+        if step is not None:
+            outcome = f"{md_text(step.step)}: {outcome}"
         lines.append(f"| {event.iteration} | {event.duration_s:.1f} | {code} | {outcome} |")
     lines += ["", f"{len(finished)} run(s), {total:.1f} s of deploys in all."]
     return lines
@@ -184,6 +189,25 @@ def run_outcome(
     return "; ".join(parts)
 
 
+def _phases_section(events: Sequence[Event], evidence: Sequence[Evidence]) -> list[str]:
+    """The actions each step of a phased run needed first (none for a journal without steps)."""
+    steps = step_of_runs(events)
+    if not steps:
+        return []
+    needed: dict[str, set[str]] = {}
+    for step in steps.values():
+        needed.setdefault(step.step, set())
+    for item in evidence:
+        during = steps.get(item.iteration)
+        if during is not None:
+            needed[during.step].add(item.grant.action)
+    lines = ["## Permissions by phase", ""]
+    for name, actions in needed.items():
+        listed = ", ".join(md_code(a) for a in sorted(actions)) or "nothing new"
+        lines.append(f"- {md_text(name)}: {listed}")
+    return ["", *lines]
+
+
 def render_report(events: Sequence[Event]) -> str:
     """The Markdown report for one journal's events."""
     policy = last_policy(events)
@@ -200,6 +224,7 @@ def render_report(events: Sequence[Event]) -> str:
         for number, part in enumerate(quota.parts, start=1):
             lines += ["", f"Managed policy {number} of {len(quota.parts)} ({part.size():,}):", ""]
             lines += _fenced(part.render_json(), "json")
+    lines += _phases_section(events, evidence)
     lines += ["", *_evidence_section(policy, evidence)]
     from discover.who_decided import render_decisions
 

@@ -103,6 +103,16 @@ class Resumed:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """A step of a phase (create, update, no-op update, remove) begins at run ``iteration``."""
+
+    kind: ClassVar[str] = "phase_started"
+    phase: str
+    step: str
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyApplied:
     """The policy the role starts with (before run ``iteration + 1``)."""
 
@@ -250,6 +260,7 @@ Event = (
     Started
     | Backup
     | Resumed
+    | PhaseStarted
     | PolicyApplied
     | RunStarted
     | RunFinished
@@ -270,6 +281,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Started,
     Backup,
     Resumed,
+    PhaseStarted,
     PolicyApplied,
     RunStarted,
     RunFinished,
@@ -466,6 +478,18 @@ def evidence_of(events: Iterable[Event]) -> tuple[Evidence, ...]:
     return tuple(found.values())
 
 
+def step_of_runs(events: Iterable[Event]) -> dict[int, PhaseStarted]:
+    """The step each run belonged to (runs of a journal without phases belong to none)."""
+    found: dict[int, PhaseStarted] = {}
+    current: PhaseStarted | None = None
+    for event in events:
+        if isinstance(event, PhaseStarted):
+            current = event
+        elif isinstance(event, RunStarted) and current is not None:
+            found[event.iteration] = current
+    return found
+
+
 def last_stop(events: Sequence[Event]) -> Stopped | None:
     return next((e for e in reversed(events) if isinstance(e, Stopped)), None)
 
@@ -485,6 +509,7 @@ __all__ = [
     "Evidence",
     "GrantPlanned",
     "Granted",
+    "PhaseStarted",
     "PolicyApplied",
     "PropagationWait",
     "ProposalMissing",

@@ -36,6 +36,10 @@ BLOCKING_STATES = frozenset(
         "UPDATE_ROLLBACK_FAILED",
     }
 )
+# States a stack is deployed in: an update or a remove can start from them.
+DEPLOYED_STATES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+)
 DEPLOYMENT_BUCKET_LOGICAL_ID = "ServerlessDeploymentBucket"
 _THROTTLING = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
@@ -260,7 +264,24 @@ class AwsSandbox:
         return str(stacks[0]["StackStatus"]) if stacks else None
 
     def prepare(self) -> None:
-        """Wait out a stack operation in progress; delete the stack if its state blocks deploys."""
+        """Wait out a stack operation in progress; recover a state that blocks deploys.
+
+        A stack stuck in ``UPDATE_ROLLBACK_FAILED`` (a denial during the rollback of an update)
+        has its rollback continued, as the admin, so it can be updated again; if that fails
+        too, or the state is any other blocking one (``DELETE_FAILED``, a failed create), the
+        stack is deleted (again) as the admin.
+        """
+        status = self._settled()
+        if status == "UPDATE_ROLLBACK_FAILED" and self._continue_rollback():
+            return
+        if status in BLOCKING_STATES:
+            self.delete_stack()
+
+    def deployed(self) -> bool:
+        """True when the stack exists in a state an update or a remove can start from."""
+        return self._settled() in DEPLOYED_STATES
+
+    def _settled(self) -> str | None:
         deadline = time.monotonic() + self._stack_wait_s
         status = self.stack_status()
         while (
@@ -273,8 +294,19 @@ class AwsSandbox:
                 raise SandboxError(msg, tip="Wait for it to finish in the console, then run again.")
             self._sleep(5)
             status = self.stack_status()
-        if status in BLOCKING_STATES:
-            self.delete_stack()
+        return status
+
+    def _continue_rollback(self) -> bool:
+        """``ContinueUpdateRollback`` as the admin; True once the stack is back to its last state.
+
+        NOTE: a stack in UPDATE_ROLLBACK_FAILED can only be rolled back further or deleted.
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-continueupdaterollback.html
+        """
+        try:
+            self.cloudformation.continue_update_rollback(StackName=self._stack_name)
+        except botocore.exceptions.ClientError:
+            return False
+        return self._settled() == "UPDATE_ROLLBACK_COMPLETE"
 
     def delete_stack(self) -> None:
         """Delete the configured stack (emptying its deployment bucket first) and wait."""

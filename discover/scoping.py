@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import quote, unquote
 
 from discover import iamdb
 from discover.denials import Denial
@@ -201,7 +202,7 @@ def _generalise_object_key(placeholder: str, value: str) -> tuple[str, str]:
     return value, ""
 
 
-def _generalise_value(
+def _generalise_value(  # noqa: PLR0911 - one return per kind of placeholder
     placeholder: str, value: str, values: dict[str, str], context: _Context
 ) -> tuple[str, str]:
     """The value for one placeholder, and what was done (empty when kept)."""
@@ -211,11 +212,25 @@ def _generalise_value(
         return value, f"{placeholder}: * as AWS wrote it"
     if placeholder == "ObjectName":
         return _generalise_object_key(placeholder, value)
+    if placeholder == "UrlEncodedResourceARN":
+        return _generalise_encoded_arn(placeholder, value, context)
     if _is_name(placeholder):
         return _generalise_name(placeholder, value, context)
     if _is_generated_id(placeholder, value):
         return _generalise_id(placeholder, value, values, context)
     return value, ""
+
+
+def _generalise_encoded_arn(placeholder: str, value: str, context: _Context) -> tuple[str, str]:
+    # API Gateway tags name the tagged resource by its URL-encoded ARN (/tags/arn%3Aaws...):
+    # the ids generated inside it change on every create, as in the resource's own ARN.
+    inner = unquote(value)
+    if not inner.startswith("arn:") or "*" in inner:
+        return value, ""
+    found = generalise(context.action, inner) or _generated_path_ids(context.action, inner)
+    if found is None or found[0] == inner:
+        return value, ""
+    return quote(found[0], safe="*"), f"{placeholder}: generated ids in the tagged ARN -> *"
 
 
 def _generalise_id(
@@ -418,11 +433,10 @@ def scope(
         return Scoped(Grant(action, "*"), "the denial named no resource")
     if "?" in resource:
         return None
-    if not resource.startswith("arn:"):
-        built = _arn_from_iam_name(action, resource, origin)
-        if built is None:
-            return None
-        resource = built
+    arn = resource if resource.startswith("arn:") else _arn_from_iam_name(action, resource, origin)
+    if arn is None or not iamdb.is_concrete_arn(arn):
+        return None  # not an ARN, or redacted/templated (arn:aws:iam::<account>:role/x)
+    resource = arn
     stack = stack_resource(origin) if origin is not None else None
     logical_id = stack.logical_id if stack else None
     generalised = generalise(action, resource, logical_id=logical_id, granted=granted)

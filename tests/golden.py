@@ -2,8 +2,9 @@
 
 ``scripts/regen-golden`` runs this module: it re-renders every golden file from the journals
 recorded under ``fixtures/journals/`` (on purpose, after a change in scoping, formats or the
-report), and with ``--record`` first runs the hello service through ``discover --local`` to
-record its journal anew (when the local sandbox learns to deny more, the policy grows).
+report), and with ``--record [SERVICE ...]`` first runs the sample services (default: hello)
+through ``discover --local`` to record their journals anew (when the local sandbox learns to
+deny more, the policy grows).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ JOURNALS = ROOT / "fixtures" / "journals"
 GOLDEN = ROOT / "fixtures" / "golden"
 OSLS = ROOT / "fixtures" / "serverless" / "node_modules" / ".bin" / "osls"
 
-LIMIT = ("--max-iterations", "60")  # hello needs ~30 runs once CloudFormation's calls count
+LIMIT = ("--max-iterations", "90")  # ~30-50 runs once CloudFormation's calls and tags count
 Events = Sequence[Event]
 
 
@@ -73,12 +74,12 @@ def regenerate(name: str) -> list[Path]:
     return written
 
 
-def record_hello() -> Path:
-    """Run hello through ``discover --local``; keep its journal, paths made relative."""
+def record(name: str = "hello") -> Path:
+    """Run a sample service through ``discover --local``; keep its journal, paths relative."""
     with tempfile.TemporaryDirectory() as tmp:
-        service = Path(tmp) / "hello"
+        service = Path(tmp) / name
         shutil.copytree(
-            ROOT / "fixtures" / "services" / "hello",
+            ROOT / "fixtures" / "services" / name,
             service,
             ignore=shutil.ignore_patterns(".discover", ".serverless", "node_modules"),
         )
@@ -88,7 +89,7 @@ def record_hello() -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        return keep_journal(service / ".discover" / "journal.jsonl", service, "hello")
+        return keep_journal(service / ".discover" / "journal.jsonl", service, name)
 
 
 def keep_journal(path: Path, service: Path, name: str) -> Path:
@@ -106,7 +107,9 @@ def keep_journal(path: Path, service: Path, name: str) -> Path:
 
 def main(argv: Sequence[str]) -> int:
     if "--record" in argv:
-        print(f"recorded {record_hello().relative_to(ROOT)}")
+        names = [a for a in argv[argv.index("--record") + 1 :] if not a.startswith("-")]
+        for name in names or ["hello"]:
+            print(f"recorded {record(name).relative_to(ROOT)}")
     for path in sorted(JOURNALS.glob("*.jsonl")):
         for written in regenerate(path.stem):
             print(f"wrote {written.relative_to(ROOT)}")

@@ -13,6 +13,7 @@ from discover import denials
 from discover.denials import (
     Denial,
     Reason,
+    ResourceKind,
     dedupe,
     describe_unfixable,
     iter_denials,
@@ -569,7 +570,12 @@ def test_encoded_without_blob() -> None:
         "An error occurred (UnauthorizedOperation) when calling the RunInstances operation: You "
         "are not authorized to perform this operation. Encoded authorization failure message:"
     )
-    assert (denial.reason, denial.action, denial.encoded) == (Reason.ENCODED, None, None)
+    # EC2's UnauthorizedOperation names the operation: the action is ec2:RunInstances.
+    assert (denial.reason, denial.action, denial.encoded) == (
+        Reason.ENCODED,
+        "ec2:RunInstances",
+        None,
+    )
 
 
 def test_specific_denial_hides_the_vague_ones() -> None:
@@ -896,3 +902,209 @@ def test_dedupe_keeps_the_first_of_each_key() -> None:
     again = dataclasses.replace(first, message="again", reason=Reason.NO_IDENTITY_POLICY)
     other = dataclasses.replace(first, resource="r2")
     assert dedupe([first, again, other]) == (first, other)
+
+
+KINDS = [
+    ("concrete ARN", "arn:aws:iam::123456789012:role/x", ResourceKind.ARN),
+    ("redacted ARN", "arn:aws:iam::<account-id>:role/x", ResourceKind.REDACTED_ARN),
+    ("IAM entity", "role cdk-hnb659fds-lookup-role-1-eu-west-2", ResourceKind.IAM_ENTITY),
+    ("phone number", "+15555550100", ResourceKind.PHONE_NUMBER),
+    ("redacted phone number", "+1xxxxxxxxx", ResourceKind.PHONE_NUMBER),
+    ("e-mail address", "ops@example.com", ResourceKind.EMAIL_ADDRESS),
+    ("bare name", "settings", ResourceKind.NAME),
+    ("star", "*", ResourceKind.NAME),
+]
+
+
+@pytest.mark.parametrize(("case", "resource", "kind"), KINDS, ids=[c[0] for c in KINDS])
+def test_resource_kind_is_read_from_the_resource(
+    case: str, resource: str, kind: ResourceKind
+) -> None:
+    """A Denial built without a kind (as the loop builds them) gets it from its resource."""
+    denial = Denial("iam:GetRole", resource, None, Reason.UNSPECIFIED, "output", "m")
+    assert denial.resource_kind is kind
+    assert denial.resource_grantable is (kind is ResourceKind.ARN)
+
+
+def test_no_resource_has_no_kind_and_is_not_grantable() -> None:
+    denial = Denial("iam:GetRole", None, None, Reason.UNSPECIFIED, "output", "m")
+    assert (denial.resource_kind, denial.resource_grantable) == (None, False)
+
+
+# (case, text, (action, resource, reason), a word the basis must hold)
+INFERRED = [
+    (
+        "botocore, EC2's error code",
+        "An error occurred (UnauthorizedOperation) when calling the DescribeRegions operation: "
+        "You are not authorized to perform this operation.",
+        ("ec2:DescribeRegions", None, Reason.UNSPECIFIED),
+        "UnauthorizedOperation",
+    ),
+    (
+        "botocore, old wording, SNS's error code, no message",
+        "A client error (AuthorizationError) occurred when calling the Publish operation: "
+        "AccessDenied",
+        ("sns:Publish", None, Reason.UNSPECIFIED),
+        "AuthorizationError",
+    ),
+    (
+        "botocore, SNS's error code alone",
+        "An error occurred (AuthorizationError) when calling the Publish operation: ",
+        ("sns:Publish", None, Reason.UNSPECIFIED),
+        "AuthorizationError",
+    ),
+    (
+        "botocore, service from the endpoint in the log",
+        "Sending http request: url=https://ssm.us-east-1.amazonaws.com/\n"
+        "An error occurred (AccessDeniedException) when calling the GetParameters operation: ",
+        ("ssm:GetParameters", None, Reason.UNSPECIFIED),
+        "ssm.us-east-1.amazonaws.com",
+    ),
+    (
+        "Go SDK v2, any service",
+        "operation error Secrets Manager: GetSecretValue, https response error StatusCode: 400, "
+        "RequestID: r, AccessDeniedException: ",
+        ("secretsmanager:GetSecretValue", None, Reason.UNSPECIFIED),
+        "Secrets Manager",
+    ),
+    (
+        "Go SDK v2, EC2 with an encoded message",
+        "operation error EC2: RunInstances, https response error StatusCode: 403, RequestID: r, "
+        "api error UnauthorizedOperation: You are not authorized to perform this operation. "
+        "Encoded authorization failure message: abcdefABCDEF0123456789",
+        ("ec2:RunInstances", None, Reason.ENCODED),
+        "EC2",
+    ),
+    (
+        "PHP SDK, S3 endpoint",
+        'Error executing "DeleteObject" on "https://b.s3.eu-west-1.amazonaws.com/k"; AWS HTTP '
+        "error: Client error: `DELETE https://b.s3.eu-west-1.amazonaws.com/k` resulted in a "
+        "`403 Forbidden` response:\n<Error><Code>AccessDenied</Code><Message>Access Denied"
+        "</Message></Error>",
+        ("s3:DeleteObject", None, Reason.S3_OPAQUE),
+        "b.s3.eu-west-1.amazonaws.com",
+    ),
+    (
+        "Lambda relaying S3, bucket and key named",
+        "Your access has been denied by S3, please make sure your request credentials have "
+        "permission to GetObject for my-bucket/code/app.zip. S3 Error Code: AccessDenied. S3 "
+        "Error Message: Access Denied",
+        ("s3:GetObject", "arn:aws:s3:::my-bucket/code/app.zip", Reason.S3_OPAQUE),
+        "S3",
+    ),
+    (
+        "Lambda relaying S3, nothing named",
+        'Resource handler returned message: "Error occurred while GetObject. S3 Error Code: '
+        'AccessDenied. S3 Error Message: Access Denied (Service: Lambda, Status Code: 400)"',
+        ("s3:GetObject", None, Reason.S3_OPAQUE),
+        "GetObject",
+    ),
+    (
+        "CloudFormation TemplateURL with the URL",
+        "https://s3.amazonaws.com/templates-bucket/main.yaml must reference a valid S3 object "
+        "to which you have access.",
+        ("s3:GetObject", "arn:aws:s3:::templates-bucket/main.yaml", Reason.S3_OPAQUE),
+        "TemplateURL",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "expected", "basis_word"), INFERRED, ids=[c[0] for c in INFERRED]
+)
+def test_action_read_from_the_operation_and_its_service(
+    case: str, text: str, expected: tuple[str, str | None, Reason], basis_word: str
+) -> None:
+    """An operation named with its service becomes the IAM action, and the basis says how."""
+    (denial,) = parse_denials(text)
+    assert (denial.action, denial.resource, denial.reason) == expected
+    assert denial.action_known
+    assert denial.basis is not None
+    assert basis_word in denial.basis
+
+
+NOT_INFERRED = [
+    (
+        "an operation two services have, nothing to tell them apart",
+        "An error occurred (AccessDeniedException) when calling the CreateFunction operation: None",
+    ),
+    (
+        "an operation the named service does not have",
+        "An error occurred (UnauthorizedOperation) when calling the PutObject operation: "
+        "You are not authorized to perform this operation.",
+    ),
+    (
+        "an operation on a line before an earlier full denial",
+        "An error occurred (UnauthorizedOperation) when calling the RunInstances operation: "
+        f"User: {USER} is not authorized to perform: ec2:RunInstances on resource: "
+        "arn:aws:ec2:us-east-1:123456789012:instance/*\nAccessDeniedException: ",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text"), NOT_INFERRED, ids=[c[0] for c in NOT_INFERRED])
+def test_no_action_guessed_without_its_service(case: str, text: str) -> None:
+    """No service in the text, or no such operation: the refusal names no action."""
+    guessed = [d for d in parse_denials(text) if d.basis is not None]
+    assert guessed == []
+
+
+QUOTED = [
+    (
+        "SES's old quoting",
+        "Access denied: User `arn:aws:iam::123456789012:user/smtp' is not authorized to perform "
+        "`ses:SendRawEmail' on resource `arn:aws:ses:eu-west-2:123456789012:identity/a@b.example'",
+        (
+            "arn:aws:iam::123456789012:user/smtp",
+            "ses:SendRawEmail",
+            "arn:aws:ses:eu-west-2:123456789012:identity/a@b.example",
+        ),
+    ),
+    (
+        "a Markdown quote across the wrap",
+        "> User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sns:Publish on\n"
+        "> resource: +15555550100 because no identity-based policy allows the\n"
+        "> sns:Publish action",
+        ("arn:aws:iam::123456789012:user/ci", "sns:Publish", "+15555550100"),
+    ),
+    (
+        "a spaced placeholder in the ARN",
+        "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sqs:SendMessage on "
+        "resource: arn:aws:sqs:eu-west-1: <acct> :queue-x",
+        (
+            "arn:aws:iam::123456789012:user/ci",
+            "sqs:SendMessage",
+            "arn:aws:sqs:eu-west-1: <acct> :queue-x",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), QUOTED, ids=[c[0] for c in QUOTED])
+def test_other_wordings_of_the_full_message(
+    case: str, text: str, expected: tuple[str, str, str]
+) -> None:
+    """Old quoting, Markdown quotes and spaced placeholders read as the plain message."""
+    (denial,) = parse_denials(text)
+    assert (denial.principal, denial.action, denial.resource) == expected
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:iam::<account-id>:role/deploy",
+        "arn:aws:iam::XXXXXXXXXXXX:role/deploy",
+        "arn:aws:iam:::role/deploy",
+        "arn:aws:s3:::{bucket}/key",
+    ],
+)
+def test_redacted_resource_is_never_granted(resource: str) -> None:
+    """The grant step takes nothing from a redacted ARN, though it fits a resource type."""
+    from discover.iamdb import Action
+    from discover.scoping import scope
+
+    text = f"User: {USER} is not authorized to perform: iam:PassRole on resource: {resource}"
+    (denial,) = parse_denials(text)
+    assert denial.resource == resource
+    assert not denial.resource_grantable
+    assert scope(Action("iam:PassRole"), denial.resource, origin=denial) is None

@@ -18,9 +18,21 @@ from typing import Any
 
 import pytest
 
-from discover.denials import Denial, iter_denials, parse_denials
+from discover import iamdb
+from discover.denials import Denial, Reason, ResourceKind, iter_denials, parse_denials
 
 CORPUS_FILE = "denials-dev.jsonl"
+RECORD_FIELDS = {
+    "id": str,
+    "source": str,
+    "tool": str,
+    "text": str,
+    "expected": list,
+    "negative": bool,
+}
+EXPECTED_FIELDS = {"principal", "action", "resource", "reason"}
+OPTIONAL_EXPECTED_FIELDS = {"resource_kind"}
+TOOLS = {"serverless", "cdk", "sam", "terraform", "awscli", "boto3", "cloudformation", "other"}
 MIN_EXACT_RATE = 0.98
 
 # id -> why the parser does not read it as labelled yet.
@@ -124,3 +136,50 @@ def test_exact_match_rate() -> None:
     exact = sum(as_rows(parse_denials(r["text"])) == expected_rows(r) for r in RECORDS)
     rate = exact / len(RECORDS)
     assert rate >= MIN_EXACT_RATE, f"{exact}/{len(RECORDS)} exact ({rate:.1%})"
+
+
+def test_ids_are_unique() -> None:
+    """No two records share an id (a test id names one record)."""
+    ids = [record["id"] for record in RECORDS]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("record", record_params())
+def test_record_matches_its_schema(record: dict[str, Any] | None) -> None:
+    """Fields, types and classes as the corpus README says, so a typo cannot pass unseen."""
+    assert record is not None, f"corpus not found in {corpus_dir()}"
+    assert set(record) == set(RECORD_FIELDS)
+    for name, kind in RECORD_FIELDS.items():
+        assert isinstance(record[name], kind), name
+    assert record["source"].startswith("https://github.com/")
+    assert record["tool"] in TOOLS
+    assert record["text"].strip()
+    assert (record["expected"] == []) is record["negative"]
+    for expected in record["expected"]:
+        assert isinstance(expected, dict)
+        assert EXPECTED_FIELDS <= set(expected) <= EXPECTED_FIELDS | OPTIONAL_EXPECTED_FIELDS
+        for name in ("principal", "action", "resource"):
+            assert expected[name] is None or isinstance(expected[name], str), name
+        assert expected["reason"] in {reason.value for reason in Reason}
+        action = expected["action"]
+        assert action is None or (iamdb.is_action_shaped(action) and "*" not in action)
+        if "resource_kind" in expected:
+            assert expected["resource"] is not None
+            assert expected["resource_kind"] in {kind.value for kind in ResourceKind}
+
+
+@pytest.mark.parametrize("record", record_params())
+def test_resource_kinds_as_labelled(record: dict[str, Any] | None) -> None:
+    """Where a record labels what its resource is, the parser says the same."""
+    assert record is not None, f"corpus not found in {corpus_dir()}"
+    kinds = {
+        (d.principal, d.action.lower() if d.action else None, d.resource): d.resource_kind
+        for d in parse_denials(record["text"])
+    }
+    for expected in record["expected"]:
+        if "resource_kind" not in expected:
+            continue
+        action = expected["action"].lower() if expected["action"] else None
+        found = kinds.get((expected["principal"], action, expected["resource"]))
+        assert found is not None
+        assert found.value == expected["resource_kind"]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discover import denials, iamdb
-from discover.denials import Denial, Reason, iter_denials, parse_denials
+from discover.denials import Denial, Reason, ResourceKind, iter_denials, parse_denials
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("DENIALS_EXAMPLES", "200")),
@@ -231,6 +231,28 @@ FRAGMENTS = (
     "│",
     " ",
     "\x1b[31m",
+    "An error occurred (UnauthorizedOperation) when calling the ",
+    "A client error (AuthorizationError) occurred when calling the ",
+    " operation: ",
+    "DescribeRegions",
+    "operation error EC2: ",
+    "operation error Secrets Manager: GetSecretValue,",
+    'Error executing "PutObject" on "https://b.s3.eu-west-1.amazonaws.com',
+    "[AWS ec2 403 0.5s 0 retries] describeInstances(",
+    "Response ec2/",
+    " failed",
+    "denied by S3, please make sure your request credentials have permission to ",
+    "GetObject for b/k.",
+    "Error occurred while GetObject. S3 Error Code",
+    "S3 object to which you have access",
+    " must reference a valid ",
+    "https://s3.amazonaws.com/b/",
+    "User `",
+    "' ",
+    "perform `",
+    "{account-id}",
+    " ... ",
+    "s3://",
 )
 hostile_text = st.lists(
     st.one_of(st.text(max_size=20), st.sampled_from(FRAGMENTS)), max_size=40
@@ -248,6 +270,14 @@ def assert_sane(found: tuple[Denial, ...] | list[Denial]) -> None:
             # A known action is always the canonical spelling, never some other case.
             assert canonical is None or canonical == denial.action
         assert isinstance(denial.reason, Reason)
+        # A resource always has a kind, and only a concrete ARN is ever grantable.
+        assert (denial.resource is None) == (denial.resource_kind is None)
+        if denial.resource_grantable:
+            assert denial.resource is not None
+            assert iamdb.is_concrete_arn(denial.resource)
+        # An action read from an operation is a real IAM action, never a guess.
+        if denial.basis is not None and denial.action is not None:
+            assert denial.action_known
 
 
 @SETTINGS
@@ -320,3 +350,65 @@ def test_mutated_negative_yields_nothing(text: str) -> None:
     """Expired tokens, throttling, "already exists", mangled any way, yield no denial."""
     assert parse_denials(text) == ()
     assert list(iter_denials(text.split("\n"))) == []
+
+
+REDACTIONS = ("<account-id>", "{AccountId}", "${AWS::AccountId}", "XXXXXXXXXXXX", "***", "[ID]", "")
+
+
+@st.composite
+def redacted_denials(draw: st.DrawFn) -> tuple[str, str]:
+    """A denial whose resource ARN has its account hidden the ways posters hide it."""
+    action = draw(st.sampled_from(ACTIONS))
+    arn = draw(st.sampled_from([a for a in ARNS if a.split(":")[4]]))
+    parts = arn.split(":", 5)
+    parts[4] = draw(st.sampled_from(REDACTIONS))
+    spaced = draw(st.booleans()) and parts[4].startswith(("<", "{"))
+    written = ":".join(parts) if not spaced else ":".join([*parts[:4], f" {parts[4]} ", parts[5]])
+    principal = draw(st.sampled_from(PRINCIPALS))
+    clause, _ = draw(st.sampled_from(REASONS))
+    text = f"User: {principal} is not authorized to perform: {action} on resource: {written}"
+    if clause:
+        text += " " + clause.format(action=action)
+    return text, written
+
+
+@SETTINGS
+@given(redacted_denials())
+def test_redacted_resource_is_kept_as_written_and_never_grantable(case: tuple[str, str]) -> None:
+    """An ARN with a hidden part is reported whole, as written, and marked not grantable."""
+    text, written = case
+    (denial,) = parse_denials(text)
+    assert denial.resource == written
+    assert denial.resource_kind is ResourceKind.REDACTED_ARN
+    assert not denial.resource_grantable
+
+
+OPERATION_WORDINGS = (
+    "An error occurred (UnauthorizedOperation) when calling the {op} operation: "
+    "You are not authorized to perform this operation.",
+    "operation error EC2: {op}, https response error StatusCode: 403, RequestID: r, "
+    "api error UnauthorizedOperation: You are not authorized to perform this operation.",
+    "operation error {svc}: {op}, https response error StatusCode: 403, RequestID: r, "
+    "AccessDeniedException: ",
+    'Error executing "{op}" on "https://{svc}.us-east-1.amazonaws.com"; AWS HTTP error: '
+    "403 AccessDenied (client): Access Denied",
+    "An error occurred (AccessDenied) when calling the {op} operation: Access Denied",
+)
+
+
+@SETTINGS
+@given(
+    st.sampled_from(OPERATION_WORDINGS),
+    st.one_of(
+        st.sampled_from(("RunInstances", "DescribeRegions", "PutObject", "GetSecretValue")),
+        st.from_regex(r"[A-Z][A-Za-z0-9]{0,30}", fullmatch=True),
+    ),
+    st.sampled_from(("s3", "EC2", "Secrets Manager", "ses", "Nope", "lambda")),
+)
+def test_an_operation_becomes_a_real_action_or_none(wording: str, op: str, svc: str) -> None:
+    """Whatever operation and service a message names, the action is a real one or nothing."""
+    for denial in parse_denials(wording.format(op=op, svc=svc)):
+        assert denial.action is None or denial.action_known
+        if denial.action is not None:
+            assert denial.basis is not None
+            assert op.lower() in denial.basis.lower()

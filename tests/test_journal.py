@@ -24,6 +24,7 @@ from discover.run_events import (
     Evidence,
     Granted,
     GrantPlanned,
+    PhaseStarted,
     PolicyApplied,
     PropagationWait,
     ProposalMissing,
@@ -69,6 +70,7 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("started", STARTED),
     ("backup", Backup(ROLE, {"inline": {"x": {"Version": "2012-10-17"}}, "attached": []})),
     ("resumed", Resumed(4)),
+    ("phase started", PhaseStarted("update", "no-op update", 7)),
     ("policy applied", PolicyApplied(0, POLICY)),
     ("run started", RunStarted(1, 5)),
     ("run finished", RunFinished(1, 1, 2.5, False, "/tmp/01.log", "Error: denied")),  # noqa: S108

@@ -1,6 +1,6 @@
 """Behaviour 4: CloudFormation acts as its caller, fails refused resources, and rolls back.
 
-The stack events it writes are read with ``discover.events.denials_from_events``, which
+The stack events it writes are read with ``discover.stack_events.denials_from_events``, which
 parses ``*_FAILED`` reasons with the parser that reads AWS.
 """
 
@@ -130,7 +130,10 @@ def test_refused_create_fails_the_resource_and_rolls_back(
 ) -> None:
     """No iam:CreateRole: the role fails with IAM's message as the handler returns it, what was
     created is deleted, the stack ends ROLLBACK_COMPLETE; the log says cloudformation."""
-    put_policy(sandbox, allow("logs:CreateLogGroup", "logs:DescribeLogGroups"))
+    # The rollback deletes the log group as the caller, so it may.
+    put_policy(
+        sandbox, allow("logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:DeleteLogGroup")
+    )
     session = role_session(sandbox, "create-refused")
     body = template(
         Logs=log_group("/demo/create-refused"),
@@ -194,7 +197,9 @@ def test_refused_create_fails_the_resource_and_rolls_back(
 def test_wave_reports_each_refusal_and_cancels_the_rest(sandbox: LocalSandboxInfo) -> None:
     """Resources created side by side each make their own first call: both refusals are in the
     events; the one that would have gone ahead is cancelled."""
-    put_policy(sandbox, allow("logs:CreateLogGroup", "logs:DescribeLogGroups"))
+    put_policy(
+        sandbox, allow("logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:DeleteLogGroup")
+    )
     session = role_session(sandbox, "wave")
     body = template(
         Queue={"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "demo-wave-jobs"}},

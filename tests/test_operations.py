@@ -168,3 +168,53 @@ def test_every_renamed_operation_exists() -> None:
 def test_known_action_agrees_with_the_iam_data(name: str, text: str) -> None:
     """known_action answers as iamdb.canonical_action does."""
     assert known_action(text) == iamdb.canonical_action(text)
+
+
+SDK_NAMES = [
+    ("Go v2 service ID", "EC2", "ec2"),
+    ("Go v2 service ID with a space", "Secrets Manager", "secretsmanager"),
+    ("Go v2 lower-case ID", "signer", "signer"),
+    ("Java client name", "AmazonEC2", "ec2"),
+    ("Java client name with a space", "Amazon S3", "s3"),
+    ("Java client name, AWS prefix", "AWSLambda", "lambda"),
+    ("JavaScript v2 identifier", "cloudFormation", "cloudformation"),
+    ("service ID that is an alias of a botocore name", "CloudWatch Logs", "cloudwatchlogs"),
+    ("endpoint prefix of two models", "email", "email"),
+    ("not a service", "Nope", None),
+    ("empty", "", None),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "expected"), SDK_NAMES, ids=[c[0] for c in SDK_NAMES])
+def test_sdk_service(case: str, name: str, expected: str | None) -> None:
+    """An SDK's own name for a service is read as the name operation lookups take."""
+    assert operations.sdk_service(name) == expected
+
+
+ENDPOINTS = [
+    ("regional endpoint", "ec2.ap-south-1.amazonaws.com", "ec2"),
+    ("virtual-hosted S3 bucket", "my-bucket.s3.eu-west-1.amazonaws.com", "s3"),
+    ("legacy S3 regional host", "s3-eu-west-1.amazonaws.com", "s3"),
+    ("global endpoint", "sts.amazonaws.com", "sts"),
+    ("endpoint prefix that is no botocore name", "email.us-west-2.amazonaws.com", "email"),
+    ("FIPS endpoint", "lambda-fips.us-east-1.amazonaws.com", "lambda"),
+    ("not an AWS host", "registry.example.com", None),
+]
+
+
+@pytest.mark.parametrize(("case", "host", "expected"), ENDPOINTS, ids=[c[0] for c in ENDPOINTS])
+def test_endpoint_service(case: str, host: str, expected: str | None) -> None:
+    """An endpoint host names the service that answered from it."""
+    assert operations.endpoint_service(host) == expected
+
+
+def test_email_endpoint_resolves_operations_of_either_ses_model() -> None:
+    """SES v1 and v2 share the email endpoint: an operation of either maps to its action."""
+    assert operation_to_action("email", "VerifyEmailIdentity") == "ses:VerifyEmailIdentity"
+
+
+def test_alias_from_an_sdk_name_maps_operations() -> None:
+    """The alias sdk_service answers with is a name operation lookups accept."""
+    service = operations.sdk_service("CloudWatch Logs")
+    assert service is not None
+    assert operation_to_action(service, "CreateLogGroup") == "logs:CreateLogGroup"

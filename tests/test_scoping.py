@@ -510,3 +510,26 @@ def test_a_wildcard_written_into_a_name_is_never_granted(
     # The one shape AWS writes itself: all the objects of one bucket (``bucket/*``).
     assume(not (name == "ObjectName" and hostile[start:end] == "*"))
     assert scope(action, hostile) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "tagged", "expected"),
+    [
+        (
+            "a REST API's generated id",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2Fltyec4chp9",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Frestapis%2F*",
+        ),
+        (
+            "nothing generated inside",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fdomainnames%2Fapi.example.com",
+            "arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fdomainnames%2Fapi.example.com",
+        ),
+    ],
+)
+def test_api_gateway_tags_generalise_the_tagged_arn(case: str, tagged: str, expected: str) -> None:
+    """API Gateway names a tagging call by the tagged resource's URL-encoded ARN: the ids
+    generated inside it become *, still encoded; the rest stays."""
+    scoped = scope(Action("apigateway:PUT"), f"arn:aws:apigateway:us-east-1::/tags/{tagged}")
+    assert scoped is not None
+    assert scoped.grant.resource == f"arn:aws:apigateway:us-east-1::/tags/{expected}"

@@ -8,7 +8,11 @@
   ``refusals``: error responses in each protocol's shape;
 - ``principals``, ``sessions``, ``propagation``, ``clock``: who calls, for how long, and when
   a policy change is seen;
-- ``stack_calls`` (what CloudFormation calls as the caller, per resource type) and
-  ``stack_engine`` (stack operations that check those calls, fail, and roll back);
-- ``control``: the ``/_discover/...`` endpoint tests use.
+- ``schemas`` (the registry schemas cfn-lint ships, their names read as IAM actions),
+  ``handler_model`` (what each type's handlers call as the caller, generated for every type),
+  ``stack_calls`` (the overrides: conditions, ARNs and wording the schemas cannot give),
+  ``ledger`` (each schema action of the services' types, modelled or excluded, and why) and
+  ``stack_engine`` (stack operations that check those calls, tag, replace, fail and roll back
+  as the caller);
+- ``control``: the ``/_discover/...`` endpoint (clock, propagation, excluded actions).
 """

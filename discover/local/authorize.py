@@ -253,6 +253,13 @@ def written_action(action: str) -> str:
     return f"SNS:{name}" if service == "sns" else action
 
 
+# NOTE: IAM names the role by its name, not its ARN, when it refuses these actions
+# ("... perform: iam:GetRole on resource: role demo-dev-lambdaRole ...").
+ROLE_BY_NAME = frozenset(
+    {"iam:GetRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"}
+)
+
+
 def denial_message(
     principal: str, action: str, resource: str, decision: Decision, *, reason: bool = True
 ) -> str:
@@ -260,6 +267,8 @@ def denial_message(
     written = written_action(action)
     if resource == "*":
         where = ""
+    elif action in ROLE_BY_NAME and ":role/" in resource:
+        where = f" on resource: role {resource.rsplit('/', 1)[-1]}"
     elif action.startswith("s3:"):
         where = f' on resource: "{resource}"'  # S3 quotes the resource ARN
     else:

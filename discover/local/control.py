@@ -3,9 +3,12 @@
 - ``GET /_discover/clock``: ``{"now": epoch seconds, "offset": seconds advanced}``;
 - ``POST /_discover/clock`` with ``{"advance": seconds}``: move the sandbox clock forward
   (sessions expire, delayed policy changes show), answers as GET;
-- ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay.
+- ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay;
+- ``GET /_discover/excluded?stack=NAME``: for the resource types of the stack's template, the
+  schema actions the sandbox did not check and why (``ledger.excluded_for``), so a report of a
+  local run can say what AWS might still ask for.
 
-Only tests use it; it listens where the sandbox does (loopback).
+It listens where the sandbox does (loopback).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
+from discover.local import ledger
 from discover.local.clock import CLOCK
 from discover.local.propagation import LEDGER
 
@@ -53,9 +58,52 @@ def _propagation(method: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"delay": LEDGER.delay}
 
 
+def _stack_types(name: str) -> list[str] | None:
+    """The resource types of the newest stack named ``name`` (deleted ones too), or None."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    found: Any = None
+    for account in list(cloudformation_backends):
+        for region in list(cloudformation_backends[account]):
+            backend = cloudformation_backends[account][region]
+            stacks = [*backend.stacks.values(), *backend.deleted_stacks.values()]
+            for stack in stacks:
+                if name in (stack.name, stack.stack_id):
+                    found = stack
+    if found is None:
+        return None
+    resources = (found.template_dict or {}).get("Resources") or {}
+    return sorted({str(body.get("Type")) for body in resources.values() if isinstance(body, dict)})
+
+
+def _excluded(method: str, body: dict[str, Any]) -> dict[str, Any]:
+    name = str(body.get("stack") or "")
+    types = _stack_types(name) if name else None
+    if types is None:
+        msg = f"no stack named {name!r}"
+        raise ValueError(msg)
+    exclusions = ledger.excluded_for(types)
+    return {
+        "stack": name,
+        "types": types,
+        "excluded": [
+            {
+                "type": e.type_name,
+                "operation": e.operation.value,
+                "permission": e.permission,
+                "action": e.action,
+                "reason": e.why.name.lower(),
+                "why": e.why.value,
+            }
+            for e in exclusions
+        ],
+    }
+
+
 _ROUTES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "clock": _clock,
     "propagation": _propagation,
+    "excluded": _excluded,
 }
 
 
@@ -73,8 +121,9 @@ class ControlMiddleware:
         if route is None:
             return _reply(start_response, "404 Not Found", {"error": f"no such endpoint {path}"})
         method = str(environ.get("REQUEST_METHOD", "GET"))
+        query = {k: v[0] for k, v in parse_qs(str(environ.get("QUERY_STRING", ""))).items()}
         try:
-            answer = route(method, _read_json(environ) if method == "POST" else {})
+            answer = route(method, _read_json(environ) if method == "POST" else query)
         except (ValueError, TypeError) as error:
             return _reply(start_response, "400 Bad Request", {"error": str(error)})
         return _reply(start_response, "200 OK", answer)

@@ -265,12 +265,10 @@ def _stack_update(
     # NOTE: replaces moto 5.2.5 Stack.update (UpdateStack): same gaps as create_resources,
     # and it deletes removed resources before creating new ones.
     caller = stack_engine.caller_for(self, role_arn)
-    if stack_engine.update_stack_resources(self, template, parameters, caller):
+    if stack_engine.update_stack_resources(self, template, parameters, caller, tags):
         self.role_arn = role_arn
         if parameters:
             self.parameters = parameters
-        if tags is not None:
-            self.tags = tags
 
 
 def _backend_create_stack(  # noqa: PLR0917 - moto's own signature, called positionally
@@ -340,28 +338,62 @@ def _execute_change_set(self: Any, change_set_name: str, stack_name: str | None 
         done = stack_engine.create_from_change_set(stack, change_set, caller)
     else:
         done = stack_engine.update_stack_resources(
-            stack, change_set.template, change_set.parameters, caller
+            stack, change_set.template, change_set.parameters, caller, change_set.tags
         )
     change_set.execution_status = "EXECUTE_COMPLETE" if done else "EXECUTE_FAILED"
 
 
-def _backend_delete_stack(self: Any, name_or_stack_id: str) -> None:
+def _find_stack(backend: Any, name_or_stack_id: str) -> Any:
+    stack = backend.stacks.get(name_or_stack_id)
+    if stack is None:
+        stack = next((s for s in backend.stacks.values() if s.name == name_or_stack_id), None)
+    return stack
+
+
+def _backend_delete_stack(
+    self: Any, name_or_stack_id: str, retain_resources: list[str] | None = None
+) -> None:
     # NOTE: replaces moto 5.2.5 CloudFormationBackend.delete_stack: deletes as the caller,
     # and a stack whose resources could not all be deleted stays, DELETE_FAILED.
-    stack = self.stacks.get(name_or_stack_id)
-    if stack is None:
-        stack = next((s for s in self.stacks.values() if s.name == name_or_stack_id), None)
+    stack = _find_stack(self, name_or_stack_id)
     if stack is None:
         return  # AWS accepts deleting a stack that is not there
     try:
         export_names = [export.name for export in stack.exports]
     except Exception:  # outputs of a stack that never completed
         export_names = []
-    if stack_engine.delete_stack_resources(stack, stack_engine.caller_for(stack)):
+    caller = stack_engine.caller_for(stack)
+    if stack_engine.delete_stack_resources(stack, caller, retain_resources or ()):
         self.stacks.pop(stack.stack_id, None)
         self.deleted_stacks[stack.stack_id] = stack
         for export_name in export_names:
             self.exports.pop(export_name, None)
+
+
+def _response_delete_stack(self: Any) -> Any:
+    # NOTE: moto 5.2.5 CloudFormationResponse.delete_stack drops RetainResources, which a
+    # retried DeleteStack of a DELETE_FAILED stack may name.
+    from moto.core.responses import EmptyResult
+
+    retain = [str(r) for r in self._get_param("RetainResources", []) or []]
+    self.cloudformation_backend.delete_stack(self._get_param("StackName"), retain)
+    return EmptyResult()
+
+
+def _response_continue_update_rollback(self: Any) -> Any:
+    # NOTE: moto 5.2.5 has no ContinueUpdateRollback; a stack left UPDATE_ROLLBACK_FAILED
+    # resumes its rollback with it, as the caller (or the role given).
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.core.responses import EmptyResult
+
+    name = str(self._get_param("StackName"))
+    stack = _find_stack(self.cloudformation_backend, name)
+    if stack is None:
+        raise ValidationError(name)
+    skip = [str(r) for r in self._get_param("ResourcesToSkip", []) or []]
+    caller = stack_engine.caller_for(stack, self._get_param("RoleARN"))
+    stack_engine.continue_update_rollback(stack, caller, skip)
+    return EmptyResult()
 
 
 # --- STS -----------------------------------------------------------------------------------
@@ -411,6 +443,7 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
         return
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend, Stack
+    from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.access_control import IAMRequestBase
     from moto.iam.models import IAMBackend
@@ -424,6 +457,8 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     CloudFormationBackend.create_stack = _backend_create_stack  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = _backend_delete_stack  # type: ignore[method-assign]
+    CloudFormationResponse.delete_stack = _response_delete_stack  # type: ignore[method-assign]
+    CloudFormationResponse.continue_update_rollback = _response_continue_update_rollback  # type: ignore[attr-defined]
     Stack.create_resources = _stack_create_resources  # type: ignore[method-assign]
     Stack.update = _stack_update  # type: ignore[method-assign]
     parsing.parse_and_create_resource = _no_lazy_creation

@@ -1,19 +1,17 @@
-"""What CloudFormation calls, as the caller, to create, update or delete each resource type.
+"""The overrides of the generated handler model: what the schemas cannot say, by hand.
 
 CloudFormation's resource handlers call the service APIs with the caller's permissions
 (forward access sessions): creating an ``AWS::IAM::Role`` is an ``iam:CreateRole`` by the
-caller, then an ``iam:PutRolePolicy`` per inline policy, and so on. This table says, per
-resource type and operation, which actions are checked, on which resource, and when.
+caller, then an ``iam:PutRolePolicy`` per inline policy, and so on. ``handler_model``
+generates those calls for every type from its registry schema; the entries here override it,
+per (type, action), where the schema's flat permission list is not enough: the condition under
+which a call is made (a property present or changed, one call per list element), the resource
+it names (a path for API Gateway, a queue's ARN from its URL, a role passed), the condition
+keys it carries and the wording of its refusal. Actions of a type's schema that neither an
+override nor the generated rule makes are listed in ``ledger`` with the reason.
 
-Where the entries come from: each type's CloudFormation registry schema lists the
-permissions its handlers may need (``handlers.create.permissions``, ...); cfn-lint ships
-those schemas (``cfnlint/data/schemas/providers/us-east-1.json`` names each type's schema
-file). That list is a superset: it covers every property. The entries here are narrowed to
-the calls the properties in a template make (a ``Tags`` property adds the tagging call, a
-``RetentionInDays`` adds ``logs:PutRetentionPolicy``, each inline policy adds a
-``PutRolePolicy``), in the order the handler makes them. ``tests/test_local_stack_calls.py``
-checks every action here against the schema's list and every resource against IAM's ARN
-format for the action.
+``tests/test_local_stack_calls.py`` checks every action here against the schema's list and
+every resource against IAM's ARN format for the action.
 
 Templates in ``resource`` and ``context`` values:
 
@@ -25,8 +23,11 @@ Templates in ``resource`` and ``context`` values:
 - ``{item}``, ``{item:Key}``: the current element of an ``each:``/``added:``/``removed:`` list.
 
 ``when``: ``always``; ``has:Prop`` (set and not empty); ``each:Prop`` (once per element);
-in updates ``changed:Prop[,Prop...]`` (new value differs), ``added:Prop`` (elements new or
-changed), ``removed:Prop`` (elements whose key is gone).
+in updates ``changed:Prop[,Prop...]`` (new value differs), ``changed-set:Prop`` /
+``changed-unset:Prop`` (differs, and is now set / no longer set), ``changed-other:Prop`` (a
+property other than these differs), ``added:Prop`` (elements new or changed), ``removed:Prop``
+(elements whose key is gone); ``roles`` / ``changed-roles``: each IAM role ARN the properties
+name (new ones, in an update).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ _API = "arn:{partition}:apigateway:{region}::"
 # "on resource: arn:aws:logs:REGION:ACCOUNT:log-group:NAME:log-stream:".
 _LOG_STREAMS = "{arn}:log-stream:"
 
-CALLS: dict[str, ResourceCalls] = {
+OVERRIDES: dict[str, ResourceCalls] = {
     # --- IAM ---------------------------------------------------------------------------------
     "AWS::IAM::Role": ResourceCalls(
         service="Iam",
@@ -331,7 +332,14 @@ CALLS: dict[str, ResourceCalls] = {
             Call("logs:DescribeLogGroups", resource="*", phase=Phase.AFTER),
         ),
         update=(
-            Call("logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="changed:RetentionInDays"),
+            Call(
+                "logs:PutRetentionPolicy", resource=_LOG_STREAMS, when="changed-set:RetentionInDays"
+            ),
+            Call(
+                "logs:DeleteRetentionPolicy",
+                resource=_LOG_STREAMS,
+                when="changed-unset:RetentionInDays",
+            ),
             Call("logs:TagResource", when="added:Tags"),
             Call("logs:UntagResource", when="removed:Tags"),
             Call("logs:DescribeLogGroups", resource="*"),
@@ -394,6 +402,13 @@ CALLS: dict[str, ResourceCalls] = {
                 resource="arn:{partition}:s3:::{p:BodyS3Location.Bucket}/{p:BodyS3Location.Key}",
                 when="has:BodyS3Location",
             ),
+            # NOTE: API Gateway authorises tagging as a PUT on /tags/URL-ENCODED-ARN.
+            Call(
+                "apigateway:PUT",
+                resource=_API + "/tags/{arn_encoded}",
+                when="has:Tags",
+                phase=Phase.AFTER,
+            ),
             Call("apigateway:UpdateRestApiPolicy", when="has:Policy", phase=Phase.AFTER),
             Call("apigateway:PATCH", when="has:Policy", phase=Phase.AFTER),
             Call("apigateway:GET", phase=Phase.AFTER),
@@ -401,6 +416,8 @@ CALLS: dict[str, ResourceCalls] = {
         update=(
             Call("apigateway:PATCH", when="changed:Name,Description,Policy,EndpointConfiguration"),
             Call("apigateway:PUT", when="changed:Body,BodyS3Location"),
+            Call("apigateway:PUT", resource=_API + "/tags/{arn_encoded}", when="added:Tags"),
+            Call("apigateway:DELETE", resource=_API + "/tags/{arn_encoded}", when="removed:Tags"),
             Call("apigateway:GET"),
         ),
         delete=(Call("apigateway:DELETE"),),
@@ -617,9 +634,124 @@ CALLS: dict[str, ResourceCalls] = {
             Call("events:DeleteRule"),
         ),
     ),
+    # --- API Gateway (HTTP APIs) ---------------------------------------------------------------
+    # NOTE: the v2 API's calls go to /v2/apis/... and IAM names them without the /v2 prefix;
+    # tags travel in the create call's body (no separate tagging call at create).
+    "AWS::ApiGatewayV2::Api": ResourceCalls(
+        service="ApiGatewayV2",
+        status=403,
+        arn=_apigateway("/apis/{ref}"),
+        schema="",
+        create=(Call("apigateway:POST", resource=_API + "/apis"),),
+        update=(
+            Call("apigateway:PATCH", when="changed-other:Tags"),
+            Call("apigateway:PUT", when="changed:Body,BodyS3Location"),
+            Call("apigateway:GET"),
+        ),
+        delete=(Call("apigateway:GET"), Call("apigateway:DELETE")),
+    ),
+    "AWS::ApiGatewayV2::Stage": ResourceCalls(
+        service="ApiGatewayV2",
+        status=403,
+        arn=_apigateway("/apis/{ApiId}/stages/{StageName}"),
+        schema="",
+        create=(Call("apigateway:POST", resource=_API + "/apis/{p:ApiId}/stages"),),
+        update=(Call("apigateway:PATCH", when="changed-other:Tags"),),
+        delete=(Call("apigateway:DELETE"),),
+    ),
+    "AWS::ApiGatewayV2::Integration": ResourceCalls(
+        service="ApiGatewayV2",
+        status=403,
+        arn=_apigateway("/apis/{ApiId}/integrations/{ref}"),
+        schema="",
+        create=(
+            Call("apigateway:POST", resource=_API + "/apis/{p:ApiId}/integrations"),
+            Call(
+                "iam:PassRole",
+                resource="{p:CredentialsArn}",
+                when="has:CredentialsArn",
+                context={"iam:PassedToService": "apigateway.amazonaws.com"},
+            ),
+        ),
+        update=(Call("apigateway:PATCH"), Call("apigateway:GET")),
+        delete=(Call("apigateway:GET"), Call("apigateway:DELETE")),
+    ),
+    "AWS::ApiGatewayV2::Route": ResourceCalls(
+        service="ApiGatewayV2",
+        status=403,
+        arn=_apigateway("/apis/{ApiId}/routes/{ref}"),
+        schema="",
+        create=(Call("apigateway:POST", resource=_API + "/apis/{p:ApiId}/routes"),),
+        update=(Call("apigateway:PATCH"), Call("apigateway:GET")),
+        delete=(Call("apigateway:GET"), Call("apigateway:DELETE")),
+    ),
+    # --- Lambda: URLs and layers ---------------------------------------------------------------
+    "AWS::Lambda::Url": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=lambda v, props: function_arn(str(props.get("TargetFunctionArn") or ""), v),
+        schema="",
+        create=(Call("lambda:CreateFunctionUrlConfig"),),
+        update=(Call("lambda:UpdateFunctionUrlConfig"),),
+        delete=(Call("lambda:DeleteFunctionUrlConfig"),),
+    ),
+    "AWS::Lambda::LayerVersion": ResourceCalls(
+        service="Lambda",
+        status=403,
+        arn=_regional("lambda", "layer:{name}"),
+        schema="",
+        create=(
+            Call("lambda:PublishLayerVersion"),
+            Call(
+                "s3:GetObject",
+                resource="arn:{partition}:s3:::{p:Content.S3Bucket}/{p:Content.S3Key}",
+                when="has:Content.S3Bucket",
+                shape=MessageShape.LAMBDA_S3_CODE,
+            ),
+        ),
+        # A layer version is immutable: every change replaces it (all its properties are
+        # create-only), so there is no update call.
+        delete=(Call("lambda:DeleteLayerVersion", resource="{ref}"),),
+    ),
+    # --- SQS queue policies, log subscription filters --------------------------------------------
+    "AWS::SQS::QueuePolicy": ResourceCalls(
+        service="Sqs",
+        status=403,
+        arn=lambda v, props: "*",
+        schema="",
+        # One SetQueueAttributes (Policy) per queue, named by URL in Queues.
+        create=(Call("sqs:SetQueueAttributes", resource="{queue:item}", when="each:Queues"),),
+        update=(Call("sqs:SetQueueAttributes", resource="{queue:item}", when="each:Queues"),),
+        delete=(Call("sqs:SetQueueAttributes", resource="{queue:item}", when="each:Queues"),),
+    ),
+    "AWS::Logs::SubscriptionFilter": ResourceCalls(
+        service="CloudWatchLogs",
+        status=400,
+        arn=lambda v, props: (
+            f"arn:{_v(v, 'partition')}:logs:{_v(v, 'region')}:{_v(v, 'account')}:"
+            f"log-group:{props.get('LogGroupName') or ''}:log-stream:"
+        ),
+        schema="",
+        create=(
+            Call("logs:PutSubscriptionFilter"),
+            Call(
+                "iam:PassRole",
+                resource="{p:RoleArn}",
+                when="has:RoleArn",
+                context={"iam:PassedToService": "logs.amazonaws.com"},
+            ),
+            Call("logs:DescribeSubscriptionFilters", phase=Phase.AFTER),
+        ),
+        update=(Call("logs:PutSubscriptionFilter"), Call("logs:DescribeSubscriptionFilters")),
+        delete=(Call("logs:DeleteSubscriptionFilter"),),
+    ),
 }
 
 
-def calls_for(resource_type: str) -> ResourceCalls | None:
-    """The table entry of ``resource_type`` (None: the type is created without checks)."""
-    return CALLS.get(resource_type)
+def override_keys() -> frozenset[tuple[str, str]]:
+    """Every (type, action) an override decides."""
+    return frozenset(
+        (type_name, call.action)
+        for type_name, entry in OVERRIDES.items()
+        for call in (*entry.create, *entry.update, *entry.delete)
+    )

@@ -8,19 +8,23 @@ way, on top of moto's resource models:
 
 - resources are handled in dependency order (``DependsOn``, ``Ref``, ``Fn::GetAtt``,
   ``Fn::Sub``), a wave of independent resources at a time, as CloudFormation runs them in
-  parallel; each resource's calls (``stack_calls``) are decided for the caller;
+  parallel; each resource's calls (``handler_model``) are decided for the caller, with the
+  stack's tags added to the resource's own (tagging is the caller's call too);
 - a refused call fails its resource with the handler's message; the other resources of the
   wave still make their own calls, as they would in parallel (a refusal of theirs is
   reported too), and those after the first failure that would have completed are
   cancelled ("Resource creation cancelled"); the next wave does not start;
-- then the stack rolls back: what was created is deleted, what was updated is put back,
-  ending in ``ROLLBACK_COMPLETE`` (a failed create) or ``UPDATE_ROLLBACK_COMPLETE``;
+- a change to a create-only property replaces the resource: the create handler's calls for
+  the new one, the delete handler's for the old one at cleanup;
+- then the stack rolls back, as the caller: what was created is deleted, what was updated is
+  put back, ending in ``ROLLBACK_COMPLETE`` / ``UPDATE_ROLLBACK_COMPLETE``, or, when the
+  caller may not undo something, ``ROLLBACK_FAILED`` / ``UPDATE_ROLLBACK_FAILED``
+  (``continue_update_rollback`` resumes it; a retried DeleteStack deletes what is left);
 - events are written per resource as CloudFormation writes them.
 
 Approximations, on purpose: a handler's calls are all decided before the resource is
-created (or, for reads that follow a create, right after); the deletes and updates a
-rollback makes are not checked against the caller (CloudFormation would, and a refusal
-there ends in ``*ROLLBACK_FAILED``).
+created (or, for reads that follow a create, right after); a rolled-back replacement puts
+the old object back in moto without a second check of its update.
 """
 
 from __future__ import annotations
@@ -36,17 +40,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
+from discover import iamdb
 from discover.local import enforcement
 from discover.local.authorize import Decision, denial_message
+from discover.local.handler_model import HandlerModel, model_for
 from discover.local.principals import Principal, role_session
+from discover.local.schemas import Generation, schema_of
 from discover.local.stack_calls import (
     COLLECTION_KEYS,
     Call,
     MessageShape,
     Phase,
     ResourceCalls,
-    calls_for,
     function_arn,
 )
 
@@ -149,6 +156,16 @@ def _when_update(
     if kind == "removed":
         kept = {_key(arg, i) for i in _items(props, arg)}
         return [i for i in _items(old, arg) if _key(arg, i) not in kept]
+    if kind in {"changed-set", "changed-unset"}:
+        changed = _get(props, arg) != _get(old, arg)
+        present = _get(props, arg) not in (None, "", [], {})
+        return [None] if changed and present == (kind == "changed-set") else []
+    if kind == "changed-other":
+        keys = (set(props) | set(old)) - set(arg.split(","))
+        return [None] if any(props.get(k) != old.get(k) for k in keys) else []
+    if kind == "changed-roles":
+        before = set(role_arns(old))
+        return [r for r in role_arns(props) if r not in before]
     msg = f"unknown condition {kind!r} in the stack call table"
     raise ValueError(msg)
 
@@ -162,10 +179,76 @@ def _when(when: str, props: Mapping[str, Any], old: Mapping[str, Any] | None) ->
         return [None] if _get(props, arg) not in (None, "", [], {}) else []
     if kind == "each":
         return _items(props, arg)
+    if kind == "roles":
+        return list(role_arns(props))
     return [] if old is None else _when_update(kind, arg, props, old)
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+
+
+def role_arns(node: Any) -> list[str]:
+    """The IAM role ARNs a resource's properties name (each one is passed to the service)."""
+    found: list[str] = []
+    if isinstance(node, str):
+        if _ROLE_ARN.match(node):
+            found.append(node)
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            found.extend(r for r in role_arns(value) if r not in found)
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(r for r in role_arns(value) if r not in found)
+    return found
+
+
+def _tag_map(value: Any) -> dict[str, str]:
+    """Tags as written, a list of {Key, Value} or a map, as a map."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {
+            str(t.get("Key")): str(t.get("Value", ""))
+            for t in value
+            if isinstance(t, Mapping) and t.get("Key") is not None
+        }
+    return {}
+
+
+def tagged_props(
+    model: HandlerModel | None, props: Mapping[str, Any], stack_tags: Mapping[str, str]
+) -> Mapping[str, Any]:
+    """The properties as the handler sees them: the stack's tags added to the resource's own.
+
+    NOTE: CloudFormation propagates stack-level tags to every resource that supports tags,
+    and tags them with the caller's permissions; its own ``aws:cloudformation:*`` tags need
+    none. https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-resource-tags.html
+    """
+    prop = model.tagging_property if model is not None else ""
+    if not prop:
+        return props
+    tags = {k: v for k, v in stack_tags.items() if not k.startswith("aws:")}
+    tags.update(_tag_map(props.get(prop)))
+    tags = {k: v for k, v in tags.items() if not k.startswith("aws:")}
+    result = dict(props)
+    if tags:
+        result[prop] = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    else:
+        result.pop(prop, None)
+    return result
+
+
 _TOKEN = re.compile(r"\{([^{}]+)\}")
+
+
+def queue_arn(url_or_arn: str, values: Mapping[str, str]) -> str:
+    """An SQS queue's ARN from its URL (``https://HOST/ACCOUNT/NAME``) or ARN."""
+    if url_or_arn.startswith("arn:"):
+        return url_or_arn
+    parts = url_or_arn.rstrip("/").split("/")
+    account, name = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", url_or_arn)
+    account = account if account.isdigit() else values.get("account", "")
+    return f"arn:{values.get('partition', 'aws')}:sqs:{values.get('region', '')}:{account}:{name}"
 
 
 class _MissingValueError(Exception):
@@ -183,6 +266,9 @@ def render(template: str, values: Mapping[str, str], props: Mapping[str, Any], i
             value = function_arn(str(name), values) if name else None
         elif kind == "item":
             value = item if not arg else (item.get(arg) if isinstance(item, Mapping) else None)
+        elif kind == "queue":  # a queue URL (or ARN) as the queue's ARN
+            url = item if arg == "item" else _get(props, arg)
+            value = queue_arn(str(url), values) if url else None
         else:
             value = values.get(token)
         if value in (None, ""):
@@ -200,6 +286,11 @@ class PlannedCheck:
     resource: str
     context: Mapping[str, str]
     shape: MessageShape
+
+    @property
+    def tagging(self) -> bool:
+        """A call IAM files under the Tagging access level (TagResource, PutBucketTagging)."""
+        return "Tagging" in iamdb.access_level(iamdb.Action(self.action))
 
 
 def planned_checks(
@@ -234,22 +325,42 @@ def _request_id() -> str:
     return str(uuid.uuid4())
 
 
+_TAGGING_HELP = (
+    "Encountered a permissions error performing a tagging operation, please add required tag "
+    "permissions. See https://repost.aws/knowledge-center/cloudformation-tagging-permission-error"
+    " for how to resolve."
+)
+
+
 def handler_message(
     check: PlannedCheck,
     decision: Decision,
     principal: Principal,
     table: ResourceCalls,
+    *,
+    generation: Generation = Generation.REGISTRY,
+    stack_tags_only: bool = False,
 ) -> str:
     """The ResourceStatusReason of a resource a refused call failed, as AWS writes it."""
     denial = denial_message(principal.arn, check.action, check.resource, decision)
+    if generation is Generation.LEGACY:
+        # NOTE: types CloudFormation still runs with its built-in code name the API call;
+        # S3 gives only "Access Denied" there.
+        return f"API: {check.action} {'Access Denied' if table.service == 'S3' else denial}"
+    code = "AccessDenied"
     if check.shape is MessageShape.LAMBDA_S3_CODE:
         location = check.resource.split(":::", 1)[-1]
+        # NOTE: Lambda relays S3's message; S3 names the caller and the action to callers of
+        # the bucket's own account ("User: ... is not authorized to perform: s3:GetObject").
         inner = (
             "Your access has been denied by S3, please make sure your request credentials have "
             f"permission to GetObject for {location}. S3 Error Code: AccessDenied. "
             f"S3 Error Message: {denial}"
         )
-        service = f"(Service: Lambda, Status Code: 403, Request ID: {_request_id()})"
+        service = (
+            f"(Service: Lambda, Status Code: 403, Request ID: {_request_id()}, "
+            "Extended Request ID: null)"
+        )
     elif check.shape is MessageShape.LOGS_TAGS:
         # NOTE: CloudWatch Logs words a tagging refusal at CreateLogGroup this way.
         inner = (
@@ -257,6 +368,12 @@ def handler_message(
             'CreateLogGroup with Tags.\n  An additional permission "logs:TagResource" is required.'
         )
         service = f"(Service: CloudWatchLogs, Status Code: 400, Request ID: {_request_id()})"
+    elif table.service == "CloudWatch":
+        # NOTE: the CloudWatch handlers report a refusal as an invalid request, unwrapped.
+        return (
+            f'Resource handler returned message: "Invalid request provided: {denial}" '
+            f"(RequestToken: {_request_id()}, HandlerErrorCode: InvalidRequest)"
+        )
     elif table.service == "S3":
         extended = base64.b64encode(os.urandom(48)).decode()
         inner = denial
@@ -269,9 +386,16 @@ def handler_message(
         service = (
             f"(Service: {table.service}, Status Code: {table.status}, Request ID: {_request_id()})"
         )
+    if check.tagging and stack_tags_only and check.shape is not MessageShape.LOGS_TAGS:
+        # NOTE: a refused tag call for stack-level tags only is reported as an unauthorized
+        # tagging operation, the service's message inside.
+        inner = f'{_TAGGING_HELP} Resource handler returned message: "{inner} {service}"'
+        service = ""
+        code = "UnauthorizedTaggingOperation"
+    body = f"{inner} {service}".rstrip()
     return (
-        f'Resource handler returned message: "{inner} {service}" '
-        f"(RequestToken: {_request_id()}, HandlerErrorCode: AccessDenied)"
+        f'Resource handler returned message: "{body}" '
+        f"(RequestToken: {_request_id()}, HandlerErrorCode: {code})"
     )
 
 
@@ -351,6 +475,16 @@ class _Prepared:
         return properties if isinstance(properties, Mapping) else {}
 
 
+def name_of(physical: str) -> str:
+    """A resource's name from its physical id: a queue URL's last segment, an ARN's last
+    part (a topic), else the id itself (a role, a function, a log group)."""
+    if physical.startswith(("https://", "http://")):
+        return physical.rstrip("/").rsplit("/", 1)[-1]
+    if physical.startswith("arn:"):
+        return physical.rsplit(":", 1)[-1]
+    return physical
+
+
 def physical_id_of(resource: Any) -> str:
     value = getattr(resource, "physical_resource_id", None)
     return "" if value is None else str(value)
@@ -362,9 +496,21 @@ def failed_to(verb: str, logical_ids: Iterable[str]) -> str:
 
 
 @dataclass(slots=True)
+class _Replaced:
+    """A resource an update replaced: the old physical resource, deleted at cleanup."""
+
+    logical_id: str
+    resource_type: str
+    physical: str
+    props: Mapping[str, Any]
+    resource: Any = None  # moto's object of the old resource, when a new one was made
+
+
+@dataclass(slots=True)
 class _Outcome:
     created: list[str] = field(default_factory=list)
     updated: list[tuple[str, Any, _Prepared | None]] = field(default_factory=list)
+    replaced: list[_Replaced] = field(default_factory=list)
     failed_create: list[str] = field(default_factory=list)
     failed_update: list[str] = field(default_factory=list)
 
@@ -381,15 +527,32 @@ class _Outcome:
         return "".join(parts)
 
 
+_REPLACING = (
+    "Requested update requires the creation of a new physical resource; hence creating one."
+)
+_NO_MODEL = (
+    "The local sandbox has no model of the calls {type} makes, so it does not create it unchecked"
+)
+
+
 class StackOperation:
     """One create, update or delete of one stack, as one caller."""
 
-    def __init__(self, stack: Any, caller: Principal | None) -> None:
+    def __init__(
+        self,
+        stack: Any,
+        caller: Principal | None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        old_tags: Mapping[str, str] | None = None,
+    ) -> None:
         self.stack = stack
         self.caller = caller
         self.rmap = stack.resource_map
         self.account = str(stack.account_id)
         self.region = str(stack.region_name)
+        self.tags = dict(tags if tags is not None else (getattr(stack, "tags", None) or {}))
+        self.old_tags = dict(old_tags if old_tags is not None else self.tags)
 
     # --- deciding ------------------------------------------------------------------------
 
@@ -418,7 +581,7 @@ class StackOperation:
     def _refusal(
         self,
         logical_id: str,
-        table: ResourceCalls | None,
+        model: HandlerModel | None,
         *,
         calls: Iterable[Call],
         phase: Phase | None,
@@ -427,11 +590,18 @@ class StackOperation:
         old: Mapping[str, Any] | None = None,
     ) -> str | None:
         """The handler's message for the first refused call, or None when all are allowed."""
-        if self.caller is None or table is None:
+        if self.caller is None or model is None:
             return None
+        table = model.calls
+        tag_prop = model.tagging_property
+        own_tags = bool(tag_prop) and bool(_tag_map(props.get(tag_prop)))
+        props = tagged_props(model, props, self.tags)
+        if old is not None:
+            old = tagged_props(model, old, self.old_tags)
         values = {**values, "arn": ""}
         try:
             values["arn"] = table.arn(values, props)
+            values["arn_encoded"] = quote(values["arn"], safe="")
         except (KeyError, TypeError, ValueError):
             values.pop("arn")
         for check in planned_checks(calls, phase, values, props, old):
@@ -445,7 +615,14 @@ class StackOperation:
                 logical_id=logical_id,
             )
             if not verdict.allowed:
-                return handler_message(check, verdict.decision, self.caller, table)
+                return handler_message(
+                    check,
+                    verdict.decision,
+                    self.caller,
+                    table,
+                    generation=model.generation,
+                    stack_tags_only=not own_tags,
+                )
         return None
 
     # --- moto's side -----------------------------------------------------------------------
@@ -469,9 +646,7 @@ class StackOperation:
 
     def _create_model(self, prepared: _Prepared) -> Any:
         if prepared.model is None:
-            from moto.cloudformation.utils import random_suffix
-
-            physical = f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
+            physical = self._placeholder_id(prepared)
             resource: Any = _Placeholder(prepared.logical_id, prepared.resource_type, physical)
         else:
             resource = prepared.model.create_from_cloudformation_json(
@@ -490,6 +665,22 @@ class StackOperation:
         self.rmap._parsed_resources[prepared.logical_id] = resource
         return resource
 
+    def _placeholder_id(self, prepared: _Prepared) -> str:
+        """The physical id of a resource moto has no model for, shaped as AWS makes it: the
+        schema's identifier, a name the template gives, or a generated id (API Gateway's are
+        ten lowercase letters and digits), else CloudFormation's STACK-LOGICALID-SUFFIX."""
+        from moto.cloudformation.utils import random_suffix
+
+        schema = schema_of(prepared.resource_type)
+        key = schema.primary_identifier[-1] if schema and schema.primary_identifier else ""
+        given = prepared.props.get(key) if key else None
+        if isinstance(given, str) and given:
+            return given
+        if key.endswith("Id") and key != "Id":
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            return "".join(alphabet[b % len(alphabet)] for b in os.urandom(10))
+        return f"{self.stack.name}-{prepared.logical_id}-{random_suffix()}"
+
     def _name_physically(self, resource: Any, prepared: _Prepared) -> None:
         """Give a moto model that has no physical id the one CloudFormation would."""
         from moto.cloudformation.utils import random_suffix
@@ -497,6 +688,8 @@ class StackOperation:
         if prepared.resource_type == "AWS::Lambda::Version" and hasattr(resource, "version"):
             base = function_arn(str(prepared.props.get("FunctionName", "")), self._values())
             physical = f"{base}:{resource.version}"
+        elif prepared.resource_type == "AWS::Lambda::LayerVersion":
+            physical = str(resource.arn)  # Ref of a layer version is its ARN
         elif isinstance(getattr(resource, "id", None), str):
             physical = str(resource.id)  # API Gateway's deployments, stages, ... by their id
         else:
@@ -536,7 +729,7 @@ class StackOperation:
 
     def create_one(self, logical_id: str, outcome: _Outcome, *, cancel: bool) -> bool:
         resource_type = str(self.rmap._resource_json_map[logical_id]["Type"])
-        table = calls_for(resource_type)
+        model = model_for(resource_type)
         _emit(self.stack, "CREATE_IN_PROGRESS", logical_id=logical_id, resource_type=resource_type)
         try:
             prepared = self.prepare(logical_id)
@@ -545,9 +738,18 @@ class StackOperation:
             outcome.failed_create.append(logical_id)
             return False
         values = self._values(prepared.name)
-        calls = table.create if table else ()
-        refusal = self._refusal(
-            logical_id, table, calls=calls, phase=Phase.BEFORE, values=values, props=prepared.props
+        calls = model.calls.create if model else ()
+        refusal = (
+            general_failure(ValueError(_NO_MODEL.format(type=resource_type)))
+            if model is not None and not calls and self.caller is not None
+            else self._refusal(
+                logical_id,
+                model,
+                calls=calls,
+                phase=Phase.BEFORE,
+                values=values,
+                props=prepared.props,
+            )
         )
         if refusal is not None:
             self._fail(logical_id, resource_type, "CREATE_FAILED", refusal)
@@ -571,7 +773,7 @@ class StackOperation:
         )
         values["ref"] = physical
         refusal = self._refusal(
-            logical_id, table, calls=calls, phase=Phase.AFTER, values=values, props=prepared.props
+            logical_id, model, calls=calls, phase=Phase.AFTER, values=values, props=prepared.props
         )
         if refusal is None and cancel:
             refusal = _CANCELLED["create"]
@@ -588,11 +790,19 @@ class StackOperation:
         )
         return True
 
+    def _replaces(
+        self, model: HandlerModel | None, props: Mapping[str, Any], old: Mapping[str, Any]
+    ) -> bool:
+        """Does the change touch a create-only property (CloudFormation replaces the resource)?"""
+        if model is None or model.schema is None:
+            return False
+        return any(props.get(p) != old.get(p) for p in model.schema.create_only)
+
     def update_one(
         self, logical_id: str, old_body: Mapping[str, Any], outcome: _Outcome, *, cancel: bool
     ) -> bool:
         resource_type = str(self.rmap._resource_json_map[logical_id]["Type"])
-        table = calls_for(resource_type)
+        model = model_for(resource_type)
         original = self.rmap._parsed_resources.get(logical_id)
         physical = physical_id_of(original)
         _emit(
@@ -609,36 +819,92 @@ class StackOperation:
             self._fail(logical_id, resource_type, "UPDATE_FAILED", general_failure(error), physical)
             outcome.failed_update.append(logical_id)
             return False
-        values = self._values(prepared.name, physical)
-        calls = table.update if table else ()
-        refusal = self._refusal(
-            logical_id,
-            table,
-            calls=calls,
-            phase=None,
-            values=values,
-            props=prepared.props,
-            old=old_props,
-        )
+        replacing = self._replaces(model, prepared.props, old_props)
+        if replacing:
+            # NOTE: a change to a create-only property replaces the resource: the new one is
+            # created (the create handler, as the caller), the old one deleted at cleanup.
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-update-behaviors.html
+            _emit(
+                self.stack,
+                "UPDATE_IN_PROGRESS",
+                _REPLACING,
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=physical,
+            )
+            values = self._values(prepared.name)
+            calls = model.calls.create if model else ()
+            refusal = self._refusal(
+                logical_id,
+                model,
+                calls=calls,
+                phase=Phase.BEFORE,
+                values=values,
+                props=prepared.props,
+            )
+        else:
+            values = self._values(name_of(physical) or prepared.name, physical)
+            calls = model.calls.update if model else ()
+            refusal = self._refusal(
+                logical_id,
+                model,
+                calls=calls,
+                phase=None,
+                values=values,
+                props=prepared.props,
+                old=old_props,
+            )
         if refusal is not None:
             self._fail(logical_id, resource_type, "UPDATE_FAILED", refusal, physical)
             outcome.failed_update.append(logical_id)
             return False
         previous = self._previous(old_body, logical_id)
         try:
-            updated = self._update_model(original, prepared)
+            updated = (
+                self._replace_model(original, prepared)
+                if replacing
+                else self._update_model(original, prepared)
+            )
         except Exception as error:  # moto refusing the change fails it
             self._fail(logical_id, resource_type, "UPDATE_FAILED", general_failure(error), physical)
             outcome.failed_update.append(logical_id)
             return False
         outcome.updated.append((logical_id, original, previous))
+        new_physical = physical_id_of(updated)
+        if replacing:
+            outcome.replaced.append(
+                _Replaced(
+                    logical_id,
+                    resource_type,
+                    physical,
+                    old_props,
+                    original if updated is not original else None,
+                )
+            )
+            _emit(
+                self.stack,
+                "UPDATE_IN_PROGRESS",
+                "Resource creation Initiated",
+                logical_id=logical_id,
+                resource_type=resource_type,
+                physical_id=new_physical,
+            )
+            values["ref"] = new_physical
+            refusal = self._refusal(
+                logical_id,
+                model,
+                calls=calls,
+                phase=Phase.AFTER,
+                values=values,
+                props=prepared.props,
+            )
+            if refusal is not None:
+                self._fail(logical_id, resource_type, "UPDATE_FAILED", refusal, new_physical)
+                outcome.failed_update.append(logical_id)
+                return False
         if cancel:
             self._fail(
-                logical_id,
-                resource_type,
-                "UPDATE_FAILED",
-                _CANCELLED["update"],
-                physical_id_of(updated),
+                logical_id, resource_type, "UPDATE_FAILED", _CANCELLED["update"], new_physical
             )
             outcome.failed_update.append(logical_id)
             return False
@@ -647,7 +913,7 @@ class StackOperation:
             "UPDATE_COMPLETE",
             logical_id=logical_id,
             resource_type=resource_type,
-            physical_id=physical_id_of(updated),
+            physical_id=new_physical,
         )
         return True
 
@@ -664,6 +930,17 @@ class StackOperation:
         return _Prepared(
             logical_id, resource_type, parsing.resource_class_from_type(resource_type), body, name
         )
+
+    def _replace_model(self, original: Any, prepared: _Prepared) -> Any:
+        """A new physical resource for a replacement (moto updates in place when it cannot
+        make a second one, e.g. a name that must stay unique)."""
+        if prepared.model is None or original is None:
+            return self._update_model(original, prepared)
+        try:
+            return self._create_model(prepared)
+        except Exception:  # e.g. "already exists": moto's own update then
+            self.rmap._parsed_resources[prepared.logical_id] = original
+            return self._update_model(original, prepared)
 
     def _update_model(self, original: Any, prepared: _Prepared) -> Any:
         model = prepared.model
@@ -707,20 +984,48 @@ class StackOperation:
                 break
         return outcome
 
-    def put_back(self, outcome: _Outcome, bodies: Mapping[str, Mapping[str, Any]]) -> None:
-        """Roll back the updates this operation made, last first."""
-        for logical_id, original, previous in reversed(outcome.updated):
+    def put_back(self, outcome: _Outcome, bodies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Roll back the updates this operation made, last first, as the caller: an update
+        back that is refused fails (the stack cannot finish its rollback). Those refused."""
+        stuck: list[str] = []
+        replaced = {r.logical_id for r in outcome.replaced}
+        while outcome.updated:
+            logical_id, original, previous = outcome.updated[-1]
             resource_type = str(bodies[logical_id]["Type"])
+            model = model_for(resource_type)
             current = self.rmap._parsed_resources.get(logical_id)
+            physical = physical_id_of(current)
             _emit(
                 self.stack,
                 "UPDATE_IN_PROGRESS",
                 logical_id=logical_id,
                 resource_type=resource_type,
-                physical_id=physical_id_of(current),
+                physical_id=physical,
             )
+            refusal = None
+            if logical_id not in replaced and previous is not None and model is not None:
+                # Back to the old properties: the update handler again, from new to old.
+                current_props = self._resolved_props(bodies[logical_id])
+                refusal = self._refusal(
+                    logical_id,
+                    model,
+                    calls=model.calls.update,
+                    phase=None,
+                    values=self._values(name_of(physical), physical),
+                    props=previous.props,
+                    old=current_props,
+                )
+            if refusal is not None:
+                self._fail(logical_id, resource_type, "UPDATE_FAILED", refusal, physical)
+                stuck.append(logical_id)
+                break
+            outcome.updated.pop()
             restored = original
-            if previous is not None:
+            if logical_id in replaced and current is not original and current is not None:
+                # The new physical resource goes; the old one is the stack's again.
+                with contextlib.suppress(Exception):  # moto cannot always delete its object
+                    current.delete(self.account, self.region)
+            if previous is not None and logical_id not in replaced:
                 try:
                     restored = self._update_model(current, previous)
                 except Exception:  # keep moto's object as it was before
@@ -733,11 +1038,41 @@ class StackOperation:
                 resource_type=resource_type,
                 physical_id=physical_id_of(restored),
             )
+        return stuck
+
+    def _delete_as_caller(
+        self,
+        logical_id: str,
+        resource_type: str,
+        physical: str,
+        props: Mapping[str, Any],
+        *,
+        tags: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """The delete handler's checks for one resource: its message when refused."""
+        model = model_for(resource_type)
+        if model is None:
+            return None
+        saved = self.tags
+        if tags is not None:
+            self.tags = dict(tags)
+        try:
+            return self._refusal(
+                logical_id,
+                model,
+                calls=model.calls.delete,
+                phase=None,
+                values=self._values(name_of(physical), physical),
+                props=props,
+            )
+        finally:
+            self.tags = saved
 
     def delete_created(
         self, outcome: _Outcome, bodies: Mapping[str, Mapping[str, Any]]
     ) -> list[str]:
-        """Delete what this operation created (and close out what it failed to create)."""
+        """Delete what this operation created, as the caller (and close out what it failed
+        to create). Those it could not delete."""
         stuck: list[str] = []
         touched = [
             *outcome.created,
@@ -772,19 +1107,26 @@ class StackOperation:
                 resource_type=resource_type,
                 physical_id=physical,
             )
-            try:
-                self._delete_model(logical_id, body)
-            except Exception as error:  # reported as AWS reports it
+            refusal = self._delete_as_caller(
+                logical_id, resource_type, physical, self._resolved_props(body)
+            )
+            if refusal is None:
+                try:
+                    self._delete_model(logical_id, body)
+                except Exception as error:  # reported as AWS reports it
+                    refusal = general_failure(error)
+            if refusal is not None:
                 _emit(
                     self.stack,
                     "DELETE_FAILED",
-                    general_failure(error),
+                    refusal,
                     logical_id=logical_id,
                     resource_type=resource_type,
                     physical_id=physical,
                 )
                 stuck.append(logical_id)
                 continue
+            outcome.created.remove(logical_id)
             _emit(
                 self.stack,
                 "DELETE_COMPLETE",
@@ -792,14 +1134,48 @@ class StackOperation:
                 resource_type=resource_type,
                 physical_id=physical,
             )
+        outcome.failed_create = [f for f in outcome.failed_create if f in stuck]
         return stuck
 
+    def delete_replaced(self, outcome: _Outcome) -> None:
+        """Cleanup after a replacement: delete each old physical resource as the caller.
+
+        NOTE: a refused delete at cleanup leaves the old resource behind with a DELETE_FAILED
+        event; the stack still completes its update."""
+        for old in outcome.replaced:
+            _emit(
+                self.stack,
+                "DELETE_IN_PROGRESS",
+                logical_id=old.logical_id,
+                resource_type=old.resource_type,
+                physical_id=old.physical,
+            )
+            refusal = self._delete_as_caller(
+                old.logical_id, old.resource_type, old.physical, old.props, tags=self.old_tags
+            )
+            if refusal is None and old.resource is not None and hasattr(old.resource, "delete"):
+                with contextlib.suppress(Exception):  # moto cannot always delete its object
+                    old.resource.delete(self.account, self.region)
+            _emit(
+                self.stack,
+                "DELETE_FAILED" if refusal else "DELETE_COMPLETE",
+                refusal,
+                logical_id=old.logical_id,
+                resource_type=old.resource_type,
+                physical_id=old.physical,
+            )
+        outcome.replaced.clear()
+
     def delete_checked(
-        self, logical_ids: Sequence[str], bodies: Mapping[str, Mapping[str, Any]]
+        self,
+        logical_ids: Sequence[str],
+        bodies: Mapping[str, Mapping[str, Any]],
+        retain: Iterable[str] = (),
     ) -> list[str]:
         """Delete existing resources as the caller, dependents first. Those that failed."""
         deps = dependencies(bodies)
         order = [lid for wave in waves(list(logical_ids), deps) for lid in wave]
+        kept = set(retain)
         failed: list[str] = []
         for logical_id in reversed(order):
             body = bodies[logical_id]
@@ -810,7 +1186,7 @@ class StackOperation:
             if any(logical_id in deps.get(f, set()) for f in failed):
                 continue  # something still using it could not be deleted
             physical = physical_id_of(resource)
-            if body.get("DeletionPolicy") == "Retain":
+            if body.get("DeletionPolicy") == "Retain" or logical_id in kept:
                 self.rmap._parsed_resources.pop(logical_id, None)
                 _emit(
                     self.stack,
@@ -827,15 +1203,8 @@ class StackOperation:
                 resource_type=resource_type,
                 physical_id=physical,
             )
-            table = calls_for(resource_type)
-            props = self._resolved_props(body)
-            refusal = self._refusal(
-                logical_id,
-                table,
-                calls=table.delete if table else (),
-                phase=None,
-                values=self._values(physical, physical),
-                props=props,
+            refusal = self._delete_as_caller(
+                logical_id, resource_type, physical, self._resolved_props(body)
             )
             if refusal is None:
                 try:
@@ -973,17 +1342,21 @@ def update_stack_resources(
     template: str,
     parameters: Mapping[str, Any] | None,
     caller: Principal | None,
+    tags: Mapping[str, str] | None = None,
 ) -> bool:
-    """Apply a new template to a stack as ``caller``; roll back on failure."""
+    """Apply a new template (and stack tags) to a stack as ``caller``; roll back on failure."""
     from moto.cloudformation.exceptions import ValidationError
 
     rmap = stack.resource_map
+    old_tags = dict(getattr(stack, "tags", None) or {})
+    new_tags = dict(tags) if tags is not None else old_tags
     new_template = stack.parse_template(template)
     diff = rmap.build_resource_diff(new_template, dict(parameters) if parameters else None)
     if (
         not any(diff.values())
         and stack.has_template(template)
         and (not parameters or stack.has_parameters(dict(parameters)))
+        and new_tags == old_tags
     ):
         # NOTE: UpdateStack with nothing to change is refused; deploy tools rely on it.
         raise ValidationError(stack.stack_id, message="No updates are to be performed.")
@@ -993,45 +1366,118 @@ def update_stack_resources(
     _load_template(stack, new_template, parameters)
     new_bodies = dict(rmap._resource_json_map)
     adds = [lid for lid in diff["Add"] if _enabled(rmap, new_bodies[lid])]
+    # NOTE: a change of stack tags is an update of every resource that takes tags.
+    retagged = [
+        lid
+        for lid, body in new_bodies.items()
+        if new_tags != old_tags
+        and lid in rmap._parsed_resources
+        and lid not in diff["Add"]
+        and (model := model_for(str(body.get("Type")))) is not None
+        and model.tagging_property
+    ]
     updates = {
         lid: saved.bodies[lid]
-        for lid in diff["Modify"]
-        if lid in rmap._parsed_resources and _enabled(rmap, new_bodies[lid])
+        for lid in [*diff["Modify"], *[r for r in retagged if r not in diff["Modify"]]]
+        if lid in rmap._parsed_resources and lid in saved.bodies and _enabled(rmap, new_bodies[lid])
     }
-    operation = StackOperation(stack, caller)
+    operation = StackOperation(stack, caller, tags=new_tags, old_tags=old_tags)
     outcome = operation.deploy(adds, updates)
     if outcome.ok:
         stack.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         _emit(stack, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+        operation.delete_replaced(outcome)
         removed = [lid for lid in diff["Remove"] if lid in rmap._parsed_resources]
         old_bodies = {lid: saved.bodies[lid] for lid in removed}
+        operation.tags = old_tags
         for logical_id in operation.delete_checked(removed, old_bodies):
             rmap._parsed_resources.pop(logical_id, None)  # CloudFormation lets it go anyway
         stack.template = template
         stack._parse_template()
+        stack.tags = new_tags
         stack.status = "UPDATE_COMPLETE"
         _emit(stack, "UPDATE_COMPLETE")
         _refresh_outputs(stack)
         return True
     stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
     _emit(stack, "UPDATE_ROLLBACK_IN_PROGRESS", outcome.summary())
-    bodies = {**saved.bodies, **new_bodies}
-    operation.put_back(outcome, bodies)
-    stack.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
-    _emit(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
-    stuck = operation.delete_created(outcome, new_bodies)
-    saved.restore(stack)
+    pending = _PendingRollback(outcome, {**saved.bodies, **new_bodies}, new_bodies, saved, new_tags)
+    return finish_rollback(stack, pending, caller)
+
+
+@dataclass(slots=True)
+class _PendingRollback:
+    """What an update rollback still has to undo (kept while the stack is stuck)."""
+
+    outcome: _Outcome
+    bodies: dict[str, Any]  # old and new template entries
+    new_bodies: dict[str, Any]
+    saved: _Saved
+    new_tags: dict[str, str]
+
+
+_PENDING = "_discover_pending_rollback"
+
+
+def finish_rollback(stack: Any, pending: _PendingRollback, caller: Principal | None) -> bool:
+    """Roll an update back as ``caller``: put updated resources back, delete created ones.
+
+    Always False (the update did not happen); the stack ends UPDATE_ROLLBACK_COMPLETE, or
+    UPDATE_ROLLBACK_FAILED when the caller may not undo something (``ContinueUpdateRollback``
+    resumes from there)."""
+    old_tags = dict(getattr(stack, "tags", None) or {})
+    # Rolling back goes from the new state to the old one: the target tags are the old ones.
+    operation = StackOperation(stack, caller, tags=old_tags, old_tags=pending.new_tags)
+    stuck = operation.put_back(pending.outcome, pending.bodies)
+    verb = "update"
+    if not stuck:
+        stack.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
+        _emit(stack, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+        operation.tags = pending.new_tags
+        stuck = operation.delete_created(pending.outcome, pending.new_bodies)
+        verb = "delete"
+    pending.saved.restore(stack)
     if stuck:
+        # Resources still there stay the stack's, so a later DeleteStack removes them.
+        for logical_id in pending.outcome.created:
+            stack.resource_map._resource_json_map.setdefault(
+                logical_id, pending.new_bodies[logical_id]
+            )
+        setattr(stack, _PENDING, pending)
         stack.status = "UPDATE_ROLLBACK_FAILED"
-        _emit(
-            stack,
-            "UPDATE_ROLLBACK_FAILED",
-            failed_to("delete", stuck),
-        )
+        _emit(stack, "UPDATE_ROLLBACK_FAILED", failed_to(verb, stuck))
         return False
+    with contextlib.suppress(AttributeError):
+        delattr(stack, _PENDING)
     stack.status = "UPDATE_ROLLBACK_COMPLETE"
     _emit(stack, "UPDATE_ROLLBACK_COMPLETE")
     return False
+
+
+def continue_update_rollback(
+    stack: Any, caller: Principal | None, resources_to_skip: Sequence[str] = ()
+) -> None:
+    """ContinueUpdateRollback: resume a rollback that stopped, as ``caller``.
+
+    NOTE: only a stack in UPDATE_ROLLBACK_FAILED can continue; skipped resources are marked
+    as rolled back without a call.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ContinueUpdateRollback.html
+    """
+    from moto.cloudformation.exceptions import ValidationError
+
+    pending: _PendingRollback | None = getattr(stack, _PENDING, None)
+    if stack.status != "UPDATE_ROLLBACK_FAILED" or pending is None:
+        raise ValidationError(
+            stack.stack_id,
+            message=f"Stack {stack.stack_id} is in {stack.status} state and can not continue "
+            "update rollback.",
+        )
+    skip = set(resources_to_skip)
+    pending.outcome.updated = [u for u in pending.outcome.updated if u[0] not in skip]
+    pending.outcome.created = [c for c in pending.outcome.created if c not in skip]
+    stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+    _emit(stack, "UPDATE_ROLLBACK_IN_PROGRESS", "User Initiated")
+    finish_rollback(stack, pending, caller)
 
 
 @dataclass(slots=True)
@@ -1068,15 +1514,20 @@ class _Saved:
         _refresh_outputs(stack)
 
 
-def delete_stack_resources(stack: Any, caller: Principal | None) -> bool:
-    """Delete a stack's resources as ``caller``: True when the stack is gone."""
+def delete_stack_resources(
+    stack: Any, caller: Principal | None, retain: Sequence[str] = ()
+) -> bool:
+    """Delete a stack's resources as ``caller``: True when the stack is gone.
+
+    A stack left DELETE_FAILED is deleted again by the next DeleteStack (``retain``: the
+    resources to leave in place, as RetainResources)."""
     rmap = stack.resource_map
     stack.status = "DELETE_IN_PROGRESS"
     _emit(stack, "DELETE_IN_PROGRESS", "User Initiated")
     bodies = dict(rmap._resource_json_map)
     existing = [lid for lid in bodies if rmap._parsed_resources.get(lid) is not None]
     operation = StackOperation(stack, caller)
-    failed = operation.delete_checked(existing, bodies)
+    failed = operation.delete_checked(existing, bodies, retain)
     if failed:
         stack.status = "DELETE_FAILED"
         _emit(
@@ -1094,6 +1545,7 @@ __all__ = [
     "PlannedCheck",
     "StackOperation",
     "caller_for",
+    "continue_update_rollback",
     "create_from_change_set",
     "create_stack_resources",
     "delete_stack_resources",
