@@ -11,14 +11,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from discover.app import Hooks
 from discover.approval import ApprovalError, ApproveMode, Approver, check_terminal
 from discover.config import Config
 from discover.formats import Format
 from discover.ports import AdminSandbox, EventSink
 from discover.proposal import ProposingSandbox
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# The application layer's Hooks, not imported: it starts the local sandbox, this must not.
+H = TypeVar("H", bound="DataclassInstance")
 
 
 def _asker(view: object | None) -> Any:
@@ -46,15 +51,15 @@ def check_flags(config: Config, *, approve: str, propose: bool) -> None:
 
 
 def decision_hooks(
-    hooks: Hooks,
+    hooks: H,
     config: Config,
     view: object | None,
     *,
     approve: str,
     propose: bool,
     fmt: Format,
-) -> Hooks:
-    """``hooks`` with the approver and the proposing sandbox the flags ask for."""
+) -> H:
+    """``hooks`` (``app.Hooks``) with the approver and the proposing sandbox the flags ask for."""
     check_flags(config, approve=approve, propose=propose)
     mode = ApproveMode(approve)
     interactive = sys.stdin.isatty()
