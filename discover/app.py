@@ -23,7 +23,7 @@ from discover.config import Config, ConfigError
 from discover.denials import Denial
 from discover.formats import Format, render
 from discover.journal import Journal, first_backup, read_events
-from discover.lifecycle import Step, steps
+from discover.lifecycle import Phase, Step, steps
 from discover.lock import RunLock
 from discover.loop import (
     GrantStrategy,
@@ -276,9 +276,7 @@ class StepDeployer:
     """A step's ``Deployer``: deploys the stack first when the step needs one and it is not
     there (with the same session and the policy so far), then runs the step's command."""
 
-    def __init__(
-        self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox
-    ) -> None:
+    def __init__(self, step: Step, run: Deployer, setup: Deployer, sandbox: AdminSandbox) -> None:
         self._step = step
         self._run = run
         self._setup = setup
@@ -347,6 +345,115 @@ def run_steps(
     return Outcome(tuple(iterations), policy, StopReason.SUCCEEDED, detail)
 
 
+def run_with_strategy(
+    config: Config,
+    env: Environment,
+    workflow: Sequence[Step],
+    deployer_for: Callable[[Step], Deployer],
+    *,
+    sandbox: AdminSandbox,
+    events: EventSink,
+    settings: LoopSettings,
+    refuse: Refuse,
+    approver: Any = None,
+) -> Outcome:
+    """The steps as the configured strategy runs them (``discover.strategies``): the
+    predicting one for the create step, the loop for the steps after it (and for a resumed
+    run, whose predictions were granted already)."""
+    from discover.strategies import FirstDenialOnly, Strategy
+
+    one: Any = FirstDenialOnly() if config.strategy == Strategy.ONE_AT_A_TIME.value else None
+    if approver is not None:  # --approve: asks about what the strategy chose
+        one = approver.bind(events, one)
+    predicting = (
+        config.strategy == Strategy.PREDICTED.value
+        and not config.resume
+        and bool(workflow)
+        and workflow[0].phase is Phase.CREATE
+    )
+    if not predicting:
+        return run_steps(
+            workflow,
+            deployer_for,
+            sandbox=sandbox,
+            sessions=make_sessions(config, env),
+            events=events,
+            settings=settings,
+            refuse=refuse,
+            strategy=one,
+        )
+    create = workflow[0]
+    events.emit(PhaseStarted(create.phase.value, create.name, settings.first_iteration))
+    alone = replace(settings, announce_success=len(workflow) == 1)
+    first = _predicted(config, env, deployer_for(create), sandbox, events, alone, refuse)
+    if first.reason is not StopReason.SUCCEEDED or len(workflow) == 1:
+        return first
+    number = first.iterations[-1].number + 1 if first.iterations else settings.first_iteration
+    rest = run_steps(
+        workflow[1:],
+        deployer_for,
+        sandbox=sandbox,
+        sessions=make_sessions(config, env),
+        events=events,
+        settings=replace(settings, initial_policy=first.policy, first_iteration=number),
+        refuse=refuse,
+    )
+    return replace(rest, iterations=first.iterations + rest.iterations)
+
+
+def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order run_steps has them
+    config: Config,
+    env: Environment,
+    deployer: Deployer,
+    sandbox: AdminSandbox,
+    events: EventSink,
+    settings: LoopSettings,
+    refuse: Refuse,
+) -> Outcome:
+    from discover.credentials import assume_role
+    from discover.strategies import PredictedPorts, PredictedSettings, discover_predicted
+    from discover.template import TemplateSource
+    from discover.trail import AwsTrail
+
+    kwargs: dict[str, Any] = {"region_name": config.region}
+    if env.endpoint:
+        kwargs["endpoint_url"] = env.endpoint
+    sts = env.session.client("sts", **kwargs)
+    ports = PredictedPorts(
+        deployer=deployer,
+        sandbox=sandbox,
+        assume=lambda name: assume_role(sts, env.role_arn, name, config.session_duration_s),
+        trail=AwsTrail(
+            env.session,
+            region=config.region,
+            endpoint_url=env.endpoint,
+            timeout_s=config.trail_timeout_s,
+        ),
+        template=TemplateSource(
+            config.service_dir,
+            (config.cli,),
+            config.stage,
+            config.region,
+            env.role_arn.split(":")[4],
+            config.stack_name,
+            template=config.template,
+        ),
+        session_prefix=f"discover-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
+    )
+    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    return discover_predicted(
+        ports,
+        events,
+        PredictedSettings(
+            settings,
+            keep_predicted=config.keep_predicted,
+            # The CLI's own calls are known for the Serverless CLI's deploy, not for a command.
+            cli="serverless" if serverless else None,
+        ),
+        refuse=refuse,
+    )
+
+
 def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]:
     """The steps from the one an interrupted run was in (all of them when it names none)."""
     names = [s.name for s in workflow]
@@ -394,18 +501,19 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                 events = Broadcast((looped, *events.sinks))
             refuse, strategy = hooks.refuse, None
             if hooks.approver is not None:
-                strategy = hooks.approver.bind(events)
+                strategy = hooks.approver
                 refuse = _either(hooks.approver.refuse, hooks.refuse)
             try:
-                outcome = run_steps(
+                outcome = run_with_strategy(
+                    config,
+                    env,
                     _remaining(plan(config), step),
                     deployer_for,
                     sandbox=looped,
-                    sessions=make_sessions(config, env),
                     events=events,
                     settings=settings,
                     refuse=refuse,
-                    strategy=strategy,
+                    approver=strategy,
                 )
             except Exception:
                 write_partial(config, journal)

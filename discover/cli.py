@@ -239,6 +239,21 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             action="store_true",
             help="put the role's policy back as it was before discover ran, then exit",
         )
+        parser.add_argument(
+            "--strategy",
+            choices=("predicted", "observed", "one-at-a-time"),
+            help="predicted (default): from the template, kept by what CloudTrail shows was "
+            "used; observed: every denial of each run; one-at-a-time: the first denial only",
+        )
+        parser.add_argument(
+            "--template", help="the CloudFormation template (default: serverless package)"
+        )
+        parser.add_argument(
+            "--keep-predicted",
+            action="store_true",
+            default=None,
+            help="keep predictions nothing proved (marked so in the report)",
+        )
     elif command == "verify":
         _common_options(parser)
         parser.add_argument(
@@ -517,8 +532,7 @@ def cmd_verify(
         )
     else:
         print(
-            f"discover: not verified: {failed.name}: the deploy failed:\n"
-            f"{verdict.result.tail(15)}",
+            f"discover: not verified: {failed.name}: the deploy failed:\n{verdict.result.tail(15)}",
             file=sys.stderr,
         )
     return verdict.exit_code

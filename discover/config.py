@@ -71,6 +71,11 @@ class Config:
     resume: bool = False
     restore: bool = False
     break_lock: bool = False
+    # How denials and predictions become the policy (discover.strategies).
+    strategy: str = "observed"
+    keep_predicted: bool = False
+    template: Path | None = None
+    trail_timeout_s: float = 900.0
     phases: tuple[Phase, ...] = (Phase.CREATE,)
 
     @property
@@ -94,6 +99,10 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "sandbox_account": str,
     "high_risk": list,
     "allow": list,
+    "strategy": str,
+    "keep_predicted": bool,
+    "template": str,
+    "trail_timeout": (int, float),
     "phases": list,
     "remove_command": list,
 }
@@ -229,6 +238,14 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         run_timeout=run_timeout,
         session_duration=session_duration,
     )
+    strategy, template = _strategy(
+        pick,
+        flags=flags,
+        file_values=file_values,
+        service_dir=service_dir,
+        definition=definition,
+        command=command,
+    )
     deploy = command or (cli, "deploy", "--stage", stage, "--region", region)
     given_remove = _remove_command(flags.get("remove_command"), file_values.get("remove_command"))
     remove = given_remove or (cli, "remove", "--stage", stage, "--region", region)
@@ -262,7 +279,45 @@ def build_config(flags: Mapping[str, Any]) -> Config:
         resume=bool(flags.get("resume")),
         restore=bool(flags.get("restore")),
         break_lock=bool(flags.get("break_lock")),
+        strategy=strategy,
+        keep_predicted=bool(pick("keep_predicted", False)),
+        template=template,
+        trail_timeout_s=float(pick("trail_timeout", 60.0 if local else 900.0)),
     )
+
+
+def _strategy(
+    pick: Any,
+    *,
+    flags: Mapping[str, Any],
+    file_values: Mapping[str, Any],
+    service_dir: Path,
+    definition: Mapping[str, Any],
+    command: tuple[str, ...],
+) -> tuple[str, Path | None]:
+    """The strategy, and the template the predicting one reads (None: the CLI packages it)."""
+    from discover.strategies import DEFAULT_STRATEGY, Strategy
+
+    explicit = pick("strategy")
+    names = [s.value for s in Strategy]
+    if explicit is not None and explicit not in names:
+        msg = f"--strategy {explicit!r} is not one of {', '.join(names)}"
+        raise ConfigError(
+            msg, tip=f"The default, {DEFAULT_STRATEGY.value}, predicts from the template."
+        )
+    template = _out_path(flags.get("template"), file_values.get("template"), service_dir)
+    if template is not None and not template.is_file():
+        msg = f"--template {template}: no such file"
+        raise ConfigError(msg, tip="Give the CloudFormation template the deploy sends.")
+    strategy = str(explicit or DEFAULT_STRATEGY.value)
+    if strategy == Strategy.PREDICTED.value and template is None and (command or not definition):
+        if explicit is not None:
+            msg = "--strategy predicted needs the template: a deploy command was given"
+            raise ConfigError(
+                msg, tip="Pass --template FILE (the stack's CloudFormation template)."
+            )
+        strategy = Strategy.OBSERVED.value  # nothing to predict from: learn from denials
+    return strategy, template
 
 
 def _out_path(flag: str | None, from_file: str | None, service_dir: Path) -> Path | None:

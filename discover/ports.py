@@ -8,9 +8,9 @@ never the other way round. Unit tests drive the loop with fakes of the same Prot
 What crosses a port is frozen data: ``Credentials`` in, ``DeployResult`` out (its output
 already read, denials included, so nothing behind the loop reads a file).
 
-Room to grow: a ``Trail`` (which actions a session really used, CloudTrail ``LookupEvents``)
-and a ``Template`` (the resources a deploy will create, before it runs) belong here too, beside
-the data they return, so a strategy or a prediction can be written against them.
+A ``Trail`` (which calls a session really made, CloudTrail ``LookupEvents``) and a
+``Template`` (the resources a deploy will create, before it runs) are the predicting
+strategy's ports; their data types live with their readers (``trail``, ``template``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from discover.known_messages import Target
     from discover.policy import PolicyDocument
     from discover.run_events import Event
+    from discover.template import ServiceTemplate
+    from discover.trail import TrailRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,22 @@ class OutputWatcher(Protocol):
     def output_line(self, line: str) -> None: ...
 
 
+class Trail(Protocol):
+    """What a run's session called, as CloudTrail recorded it."""
+
+    def mark(self, credentials: Credentials) -> datetime:
+        """Make the watermark call with a run's session; when it was made."""
+
+    def read(self, session_name: str, *, started: datetime, watermark: datetime) -> TrailRead:
+        """The session's events, once the watermark has been delivered (or the bound ran out)."""
+
+
+class Template(Protocol):
+    """The service's template and what its CLI derives, obtained without credentials."""
+
+    def load(self) -> ServiceTemplate: ...
+
+
 __all__ = [
     "AdminSandbox",
     "Credentials",
@@ -164,4 +182,6 @@ __all__ = [
     "OutputWatcher",
     "Sandbox",
     "Sessions",
+    "Template",
+    "Trail",
 ]

@@ -43,11 +43,22 @@ def _fenced(text: str, info: str = "") -> list[str]:
     return [f"{fence}{info}", *body.split("\n"), fence]
 
 
+# Evidence of the predicted strategy (discover.strategies.ProofKind), as the report says it.
+_PROOFS = {
+    "proof:used": "CloudTrail: the run used it",
+    "proof:implied": "CloudTrail: a call the run made needs it",
+    "proof:removal-tested": "a removal test: a run without it was denied it",
+    "proof:unproven": "a prediction nothing proved (kept with --keep-predicted)",
+}
+
+
 def _source(source: str) -> str:
     if source == "output":
         return "the deploy's output"
     if source == "stack-event":
         return "a CloudFormation stack event"
+    if source.startswith("proof:"):
+        return _PROOFS.get(source, md_text(source))
     if source.startswith("cli-message"):
         call = source.removeprefix("cli-message").strip(" ()")
         return f"a CLI message discover recognised ({md_text(call)})"
@@ -122,7 +133,9 @@ def _evidence_section(policy: PolicyDocument, evidence: Sequence[Evidence]) -> l
                 lines.append(f"- Earlier grant, now covered: {md_code(item.grant.resource)}")
             lines.append(f"- Scoping: {md_text(item.note)}")
             lines.append(
-                f"- Granted after run {item.iteration}, denied in {_source(item.denial.source)}:"
+                f"- Granted after run {item.iteration}, "
+                f"{'shown by' if item.denial.source.startswith('proof:') else 'denied in'} "
+                f"{_source(item.denial.source)}:"
             )
             lines += ["", *_fenced(item.denial.message, "text"), ""]
         if lines[-1] == "":

@@ -256,6 +256,46 @@ class ProposalMissing:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class Predicted:
+    """What the template predicts the deploy needs (each as the grant, the reason in
+    ``denial.message``, ``denial.source`` "prediction"), and the high-risk ones refused."""
+
+    kind: ClassVar[str] = "predicted"
+    predictions: tuple[Evidence, ...]
+    refused: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRead:
+    """Run ``iteration``'s CloudTrail events were read (``complete``: the watermark arrived)."""
+
+    kind: ClassVar[str] = "trail_read"
+    iteration: int
+    session: str
+    events: int
+    used: int
+    complete: bool
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionsDropped:
+    """Predictions no run used: not in the policy."""
+
+    kind: ClassVar[str] = "dropped"
+    grants: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalTest:
+    """Run ``iteration`` deploys without ``grant``: a denial of it proves it is needed."""
+
+    kind: ClassVar[str] = "removal_test"
+    iteration: int
+    grant: Evidence
+
+
 Event = (
     Started
     | Backup
@@ -275,6 +315,10 @@ Event = (
     | Proposed
     | AppliedOutOfBand
     | ProposalMissing
+    | Predicted
+    | TrailRead
+    | PredictionsDropped
+    | RemovalTest
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -296,6 +340,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Proposed,
     AppliedOutOfBand,
     ProposalMissing,
+    Predicted,
+    TrailRead,
+    PredictionsDropped,
+    RemovalTest,
 )
 _BY_KIND: dict[str, type[Event]] = {t.kind: t for t in EVENT_TYPES}
 
@@ -511,10 +559,13 @@ __all__ = [
     "Granted",
     "PhaseStarted",
     "PolicyApplied",
+    "Predicted",
+    "PredictionsDropped",
     "PropagationWait",
     "ProposalMissing",
     "Proposed",
     "Refused",
+    "RemovalTest",
     "Resumed",
     "RunFinished",
     "RunStarted",
@@ -522,6 +573,7 @@ __all__ = [
     "Started",
     "StopReason",
     "Stopped",
+    "TrailRead",
     "decode",
     "denial_from_record",
     "denial_record",

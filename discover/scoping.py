@@ -214,6 +214,9 @@ def _generalise_value(  # noqa: PLR0911 - one return per kind of placeholder
         return _generalise_object_key(placeholder, value)
     if placeholder == "UrlEncodedResourceARN":
         return _generalise_encoded_arn(placeholder, value, context)
+    if placeholder == "LayerVersion" and value.isdigit():
+        # Every deploy that changes a layer publishes its next version (shared:1, shared:2...).
+        return "*", f"{placeholder}: version number -> *"
     if _is_name(placeholder):
         return _generalise_name(placeholder, value, context)
     if _is_generated_id(placeholder, value):

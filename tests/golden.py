@@ -28,7 +28,9 @@ JOURNALS = ROOT / "fixtures" / "journals"
 GOLDEN = ROOT / "fixtures" / "golden"
 OSLS = ROOT / "fixtures" / "serverless" / "node_modules" / ".bin" / "osls"
 
-LIMIT = ("--max-iterations", "90")  # ~30-50 runs once CloudFormation's calls and tags count
+# The golden files record the observed loop (every denial of each run): ~30-50 runs once
+# CloudFormation's calls and tags count.
+LIMIT = ("--strategy", "observed", "--max-iterations", "90")
 Events = Sequence[Event]
 
 

@@ -177,8 +177,18 @@ def test_converges_and_verifies(  # noqa: PLR0917 - one argument per column of t
     caller come from stack events; verify accepts the policy and refuses it without one of
     them, naming it."""
     folder = service_copy(service)
-    # The service's discover.toml allows the ~30 runs an empty role takes.
-    run = run_discover("--local", "--cli", str(osls), "--quiet", cwd=folder)
+    # The observed loop learns each of CloudFormation's calls from a denial: ~30 runs.
+    run = run_discover(
+        "--local",
+        "--cli",
+        str(osls),
+        "--quiet",
+        "--strategy",
+        "observed",
+        "--max-iterations",
+        "40",
+        cwd=folder,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     policy = json.loads((folder / ".discover" / "policy.json").read_text())
     actions = _actions(policy)

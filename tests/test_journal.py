@@ -26,10 +26,13 @@ from discover.run_events import (
     GrantPlanned,
     PhaseStarted,
     PolicyApplied,
+    Predicted,
+    PredictionsDropped,
     PropagationWait,
     ProposalMissing,
     Proposed,
     Refused,
+    RemovalTest,
     Resumed,
     RunFinished,
     RunStarted,
@@ -37,6 +40,7 @@ from discover.run_events import (
     Started,
     Stopped,
     StopReason,
+    TrailRead,
     decode,
     encode,
     evidence_of,
@@ -85,6 +89,10 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("proposed", Proposed(2, POLICY, (EVIDENCE,), ".discover/proposed.json")),
     ("applied out of band", AppliedOutOfBand(2, "inline policy deploy")),
     ("proposal missing", ProposalMissing(2, ("s3:GetObject on *",), 3)),
+    ("predicted", Predicted((EVIDENCE,), (EVIDENCE,))),
+    ("trail read", TrailRead(1, "discover-x-r01", 30, 28, True, 2.5)),
+    ("predictions dropped", PredictionsDropped((EVIDENCE,))),
+    ("removal test", RemovalTest(3, EVIDENCE)),
 ]
 
 

@@ -533,3 +533,12 @@ def test_api_gateway_tags_generalise_the_tagged_arn(case: str, tagged: str, expe
     scoped = scope(Action("apigateway:PUT"), f"arn:aws:apigateway:us-east-1::/tags/{tagged}")
     assert scoped is not None
     assert scoped.grant.resource == f"arn:aws:apigateway:us-east-1::/tags/{expected}"
+
+
+def test_a_layer_version_number_is_generalised() -> None:
+    """A layer version's number grows with every publish: the grant covers the next ones."""
+    scoped = scope(
+        Action("lambda:GetLayerVersion"), "arn:aws:lambda:us-east-1:123456789012:layer:shared:18"
+    )
+    assert scoped is not None
+    assert scoped.grant.resource == "arn:aws:lambda:us-east-1:123456789012:layer:shared:*"

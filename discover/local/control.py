@@ -4,6 +4,7 @@
 - ``POST /_discover/clock`` with ``{"advance": seconds}``: move the sandbox clock forward
   (sessions expire, delayed policy changes show), answers as GET;
 - ``GET /_discover/propagation``, ``POST`` with ``{"delay": seconds}``: IAM's propagation delay;
+- ``GET /_discover/cloudtrail``, ``POST`` with ``{"delay": seconds}``: CloudTrail's delivery delay.
 - ``GET /_discover/excluded?stack=NAME``: for the resource types of the stack's template, the
   schema actions the sandbox did not check and why (``ledger.excluded_for``), so a report of a
   local run can say what AWS might still ask for.
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from discover.local import ledger
+from discover.local import cloudtrail, ledger
 from discover.local.clock import CLOCK
 from discover.local.propagation import LEDGER
 
@@ -103,6 +104,7 @@ def _excluded(method: str, body: dict[str, Any]) -> dict[str, Any]:
 _ROUTES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "clock": _clock,
     "propagation": _propagation,
+    "cloudtrail": cloudtrail.control,
     "excluded": _excluded,
 }
 

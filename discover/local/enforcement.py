@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from discover.local import cloudtrail
 from discover.local.authorize import AuthorizationLog, Decision, evaluate
 from discover.local.principals import Principal, documents_as_dicts
 from discover.local.propagation import LEDGER
@@ -83,6 +84,15 @@ def decide(
     full_context = {**principal.context(), **context}
     decision = evaluate(policies_of(principal), action, resource, full_context)
     record(principal, action, resource, decision, source=source, **extra)
+    if source == "cloudformation":
+        cloudtrail.record_handler_call(
+            principal,
+            action,
+            resource,
+            str(context.get("aws:RequestedRegion", "")),
+            allowed=decision is Decision.ALLOWED,
+            message=f"not authorized to perform: {action}",
+        )
     return Verdict(decision, action, resource)
 
 

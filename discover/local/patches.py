@@ -10,12 +10,13 @@ its caller).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from discover.local import enforcement, refusals, sessions, stack_engine
+from discover.local import cloudtrail, enforcement, refusals, sessions, stack_engine
 from discover.local.authorize import (
     AuthorizationLog,
     Decision,
@@ -177,7 +178,18 @@ def _authenticate_and_authorize_action(
             )
             raise refusals.expired_token(service)
     iam_request.check_signature()
+    trail = functools.partial(
+        cloudtrail.record,
+        principal,
+        service=service,
+        operation=operation,
+        action=checks[0].action,
+        resource=checks[0].resource,
+        region=request.region,
+        params=params,
+    )
     if checks[0].action == "sts:GetCallerIdentity":
+        trail()
         return  # AWS answers GetCallerIdentity whatever the policies say.
     for check in checks:
         context = {**request_context(request), **check.context}
@@ -207,7 +219,9 @@ def _authenticate_and_authorize_action(
             message = denial_message(
                 principal.arn, check.action, check.resource, decision, reason=give_reason
             )
+            trail(error=message)
             raise refusals.access_denied(service, message)
+    trail()
 
 
 def _create_aws_request(self: Any) -> Any:
@@ -466,4 +480,5 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     for name in POLICY_MUTATORS:
         setattr(IAMBackend, name, tracked(getattr(IAMBackend, name)))
     STSBackend.assume_role = _wrap_assume_role(STSBackend.assume_role)  # type: ignore[method-assign]
+    cloudtrail.install()
     _State.applied = True

@@ -698,7 +698,10 @@ OVERRIDES: dict[str, ResourceCalls] = {
     "AWS::Lambda::LayerVersion": ResourceCalls(
         service="Lambda",
         status=403,
-        arn=_regional("lambda", "layer:{name}"),
+        arn=lambda v, props: (
+            f"arn:{_v(v, 'partition')}:lambda:{_v(v, 'region')}:{_v(v, 'account')}:"
+            f"layer:{props.get('LayerName') or _v(v, 'name')}"
+        ),
         schema="",
         create=(
             Call("lambda:PublishLayerVersion"),

@@ -495,6 +495,11 @@ def failed_to(verb: str, logical_ids: Iterable[str]) -> str:
     return f"The following resource(s) failed to {verb}: [{', '.join(sorted(logical_ids))}]. "
 
 
+# NOTE: moto 5.2.5 names a layer version's name property "LayerVersion" (its model's
+# cloudformation_name_type), so a LayerName in the template was lost for a generated name.
+_NAME_PROPERTIES = {"AWS::Lambda::LayerVersion": "LayerName"}
+
+
 @dataclass(slots=True)
 class _Replaced:
     """A resource an update replaced: the old physical resource, deleted at cleanup."""
@@ -637,6 +642,7 @@ class StackOperation:
         model = parsing.resource_class_from_type(resource_type)
         cleaned = parsing.clean_json(body, self.rmap)
         name_property = parsing.resource_name_property_from_type(resource_type) if model else None
+        name_property = _NAME_PROPERTIES.get(resource_type, name_property)
         props = cleaned.get("Properties") or {}
         if name_property and props.get(name_property):
             name = str(props[name_property])
