@@ -51,6 +51,7 @@ from discover.ports import (
     DeployResult,
     EventSink,
     OutputWatcher,
+    Sandbox,
     Sessions,
 )
 from discover.report import render_report
@@ -95,6 +96,18 @@ def environment(config: Config) -> Iterator[Environment]:
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
         session = boto3.Session(region_name=config.region)
         yield Environment(session, config.role_arn, endpoint, None)
+        return
+    from discover.local_session import read_state
+
+    running = read_state(config.state_dir)  # `discover sandbox up` started one here
+    if running is not None:
+        session = boto3.Session(
+            aws_access_key_id=running.access_key_id,
+            aws_secret_access_key=running.secret_access_key,
+            region_name=config.region,
+        )
+        log.info("local_sandbox_reused", endpoint=running.endpoint, role_arn=running.role_arn)
+        yield Environment(session, running.role_arn, running.endpoint, running.account)
         return
     from discover.local.process import LocalSandbox
 
@@ -204,6 +217,10 @@ class Hooks:
     echo: TextIO | None = None  # the deploy's output, raw (only with --verbose, never stdout)
     # A yes for a grant the decision wants confirmed (the CLI asks at a terminal).
     confirm: Callable[[Decision], bool] = field(default=lambda decision: False)
+    # --approve: a strategy that asks (and its refusals); --propose: the loop's sandbox
+    # proposes instead of writing IAM. Both built by the CLI (discover.approval, .proposal).
+    approver: Any = None
+    propose: Callable[[AdminSandbox, EventSink], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +410,7 @@ def run_steps(
     workflow: Sequence[Step],
     deployer_for: Callable[[Step], Deployer],
     *,
-    sandbox: AdminSandbox,
+    sandbox: Sandbox,
     sessions: Sessions,
     events: EventSink,
     settings: LoopSettings,
@@ -446,13 +463,16 @@ def run_with_strategy(
     settings: LoopSettings,
     refuse: Refuse,
     refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
+    approver: Any = None,
 ) -> Outcome:
     """The steps as the configured strategy runs them (``discover.strategies``): the
     predicting one for the create step, the loop for the steps after it (and for a resumed
     run, whose predictions were granted already)."""
     from discover.strategies import FirstDenialOnly, Strategy
 
-    one = FirstDenialOnly() if config.strategy == Strategy.ONE_AT_A_TIME.value else None
+    one: Any = FirstDenialOnly() if config.strategy == Strategy.ONE_AT_A_TIME.value else None
+    if approver is not None:  # --approve: asks about what the strategy chose
+        one = approver.bind(events, one)
     predicting = (
         config.strategy == Strategy.PREDICTED.value
         and not config.resume
@@ -559,7 +579,9 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     view = Broadcast(hooks.sinks)
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
-        with RunLock(state_dir, sandbox, break_lock=config.break_lock):
+        # --propose writes nothing to IAM, not even the lock's role tag: the folder lock only.
+        locked = None if hooks.propose else sandbox
+        with RunLock(state_dir, locked, break_lock=config.break_lock):
             name = session_name()
             journal, settings, others, step, gate = open_journal(
                 config,
@@ -591,17 +613,26 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                     sandbox,
                 )
 
+            looped: Any = sandbox
+            if hooks.propose is not None:
+                looped = hooks.propose(sandbox, events)
+                events = Broadcast((looped, *events.sinks))
+            refuse, strategy = refuser(gate, hooks.confirm), None
+            if hooks.approver is not None:
+                strategy = hooks.approver
+                refuse = _either(hooks.approver.refuse, refuse)
             try:
                 outcome = run_with_strategy(
                     config,
                     env,
                     _remaining(plan(config), step),
                     deployer_for,
-                    sandbox=sandbox,
+                    sandbox=looped,
                     events=events,
                     settings=settings,
-                    refuse=refuser(gate, hooks.confirm),
+                    refuse=refuse,
                     refine=gate.refine,
+                    approver=strategy,
                 )
             except Exception:
                 write_partial(config, journal)
@@ -609,6 +640,47 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     wall = (datetime.now(UTC) - started).total_seconds()
     rendered = write_outputs(config, outcome, journal, fmt)
     return DiscoverResult(outcome, wall, rendered, others)
+
+
+def _either(first: Refuse, second: Refuse) -> Refuse:
+    """Refused by either hook (an approval refused, or a high-risk grant not confirmed)."""
+
+    def refuse(evidence: list[Evidence]) -> list[Evidence]:
+        refused = first(evidence)
+        return refused + [e for e in second(evidence) if e not in refused]
+
+    return refuse
+
+
+def hold_local_sandbox(state_dir: Path, region: str, ready: TextIO) -> None:
+    """``discover sandbox serve``: run a local sandbox until SIGTERM, with its state file."""
+    import signal
+    import threading
+
+    from discover.local.process import LocalSandbox
+    from discover.local_session import SandboxState, state_path, write_state
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with LocalSandbox(region=region) as info:
+        state = SandboxState(
+            endpoint=info.endpoint,
+            region=info.region,
+            account=info.account,
+            admin_arn=info.admin_arn,
+            access_key_id=info.access_key_id,
+            secret_access_key=info.secret_access_key,
+            role_arn=info.role_arn,
+            pid=os.getpid(),
+        )
+        try:
+            write_state(state_dir, state)
+            ready.write("ready\n")
+            ready.close()
+            stopping.wait()
+        finally:
+            state_path(state_dir).unlink(missing_ok=True)
 
 
 def restore_role(config: Config) -> str:

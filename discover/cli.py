@@ -66,10 +66,19 @@ other commands:
   discover verify --policy FILE      deploy from scratch with only that policy
   discover report                    re-render .discover/report.md from the journal
   discover diff OLD.json NEW.json    what a re-discovery added or removed
+  discover sandbox up|down           a local sandbox that outlives one command (--local
+                                     in the same folder uses it; prints export lines)
+
+asking first:
+  --approve each|batch     show each grant (or each run's grants) with its denial and ask
+  --propose                never write IAM: write .discover/proposed.json (and --format),
+                           proposed.diff and proposed.md, wait for your pipeline to apply
+                           it; without a terminal exit 5, then --resume once it is applied
 
 exit codes: 0 converged, 1 not converged, 2 usage or setup error, 3 a denial no allow can
-fix (or a high-risk grant not confirmed), 4 the deploy failed for another reason, 130
-interrupted (state saved; --resume goes on).
+fix (or a high-risk grant not confirmed or refused), 4 the deploy failed for another reason,
+5 a proposal is waiting to be applied (--propose; --resume goes on), 130 interrupted (state
+saved; --resume goes on).
 """
 
 _SUBCOMMAND_HELP = {
@@ -78,10 +87,12 @@ _SUBCOMMAND_HELP = {
     'with "verified" and the first denial.',
     "report": "Re-render .discover/report.md from the journal of the last run, and print it.",
     "diff": "Show what NEW grants that OLD did not, and the reverse.",
+    "sandbox": "Start (up) or stop (down) a local sandbox that outlives one command; "
+    "discover --local in the same service folder uses it.",
 }
 
 log = structlog.get_logger("discover")
-SUBCOMMANDS = ("run", "parse", "verify", "report", "diff")
+SUBCOMMANDS = ("run", "parse", "verify", "report", "diff", "sandbox")
 
 
 # --- logging --------------------------------------------------------------------------------
@@ -221,6 +232,18 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "--resume", action="store_true", help="continue the interrupted run in .discover/"
         )
         parser.add_argument(
+            "--approve",
+            choices=("each", "batch", "never"),
+            default="never",
+            help="ask before each grant, once per run for its grants, or never (default)",
+        )
+        parser.add_argument(
+            "--propose",
+            action="store_true",
+            help="never write IAM: write the proposal, wait until it is applied (exit 5 "
+            "without a terminal; then --resume)",
+        )
+        parser.add_argument(
             "--restore",
             action="store_true",
             help="put the role's policy back as it was before discover ran, then exit",
@@ -255,6 +278,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--service-dir", help="the service folder (default: the current folder)"
         )
+    elif command == "sandbox":
+        parser.add_argument("action", choices=("up", "down", "serve"), help="up or down")
+        parser.add_argument(
+            "--service-dir", help="the service folder (default: the current folder)"
+        )
+        parser.add_argument("--region", default="us-east-1", help="the sandbox's region")
     elif command == "diff":
         parser.add_argument("old", help="the policy JSON before (e.g. the committed one)")
         parser.add_argument("new", help="the policy JSON after (e.g. .discover/policy.json)")
@@ -293,7 +322,12 @@ def run_main(argv: Sequence[str]) -> int:
     args = build_parser(name).parse_args(head)
     configure_logging(getattr(args, "log_format", "auto"), getattr(args, "verbose", False))
     try:
-        offline = {"parse": cmd_parse, "report": cmd_report, "diff": cmd_diff}
+        offline = {
+            "parse": cmd_parse,
+            "report": cmd_report,
+            "diff": cmd_diff,
+            "sandbox": cmd_sandbox,
+        }
         if name in offline:
             return offline[name](args, sys.stdout)
         config = build_config(_flags(args, command))
@@ -307,6 +341,8 @@ def run_main(argv: Sequence[str]) -> int:
             fmt=Format(args.format),
             log_format=args.log_format,
             verbose=verbose,
+            approve=args.approve,
+            propose=bool(args.propose),
         )
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
@@ -370,7 +406,12 @@ def cmd_run(
     fmt: Format = Format.JSON,
     log_format: str = "auto",
     verbose: bool = False,
+    approve: str = "never",
+    propose: bool = False,
 ) -> int:
+    from discover.consent import check_flags, decision_hooks
+
+    check_flags(config, approve=approve, propose=propose)
     if config.restore:
         role_arn = restore_role(config)
         print(
@@ -385,6 +426,7 @@ def cmd_run(
             echo=sys.stderr if verbose and watch is None else None,
             confirm=_confirmer(sink),
         )
+        hooks = decision_hooks(hooks, config, sink, approve=approve, propose=propose, fmt=fmt)
         result = run_discover(config, hooks, fmt)
     out.write(result.rendered)
     _summarise(config, result)
@@ -550,6 +592,34 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     report = render_report(events)
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace, out: TextIO) -> int:
+    """``discover sandbox up|down`` (``serve`` is the detached process ``up`` starts)."""
+    from discover import local_session
+    from discover.app import hold_local_sandbox
+    from discover.config import STATE_DIR
+
+    state_dir = Path(args.service_dir or ".").resolve() / STATE_DIR
+    if args.action == "serve":
+        hold_local_sandbox(state_dir, args.region, out)
+        return 0
+    if args.action == "up":
+        state = local_session.start(state_dir, region=args.region)
+        out.write(local_session.exports(state))
+        print(
+            f"discover: local sandbox at {state.endpoint} (state: "
+            f"{local_session.state_path(state_dir)}); discover --local here uses it; "
+            "discover sandbox down stops it.",
+            file=sys.stderr,
+        )
+        return 0
+    stopped = local_session.stop(state_dir)
+    print(
+        "discover: local sandbox stopped." if stopped else "discover: no local sandbox running.",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -241,5 +241,9 @@ def render_report(events: Sequence[Event]) -> str:
             lines += _fenced(part.render_json(), "json")
     lines += _phases_section(events, evidence)
     lines += ["", *_evidence_section(policy, evidence)]
+    from discover.who_decided import render_decisions
+
+    decisions = render_decisions(events)
+    lines += ["", *decisions] if decisions else []
     lines += ["", *_runs_section(events)]
     return "\n".join(lines) + "\n"

@@ -205,6 +205,58 @@ class Stopped:
 
 
 @dataclass(frozen=True, slots=True)
+class Approved:
+    """A person approved ``grants`` before they were made (``how``: each, batch, always)."""
+
+    kind: ClassVar[str] = "approved"
+    iteration: int
+    grants: tuple[Evidence, ...]
+    by: str
+    how: str = "each"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A person refused ``grants``; ``go_on``: the loop went on without them, else it stopped."""
+
+    kind: ClassVar[str] = "refused"
+    iteration: int
+    grants: tuple[Evidence, ...]
+    by: str
+    go_on: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    """``--propose``: ``policy`` was written to ``path`` for someone else to apply."""
+
+    kind: ClassVar[str] = "proposed"
+    iteration: int
+    policy: PolicyDocument
+    grants: tuple[Evidence, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedOutOfBand:
+    """The role was found to hold the proposal, put there by ``by`` (its policies' names)."""
+
+    kind: ClassVar[str] = "applied_out_of_band"
+    iteration: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalMissing:
+    """The role was read and does not hold all of the proposal: ``missing`` of ``total``."""
+
+    kind: ClassVar[str] = "proposal_missing"
+    iteration: int
+    missing: tuple[str, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
 class Predicted:
     """What the template predicts the deploy needs (each as the grant, the reason in
     ``denial.message``, ``denial.source`` "prediction"), and the high-risk ones refused."""
@@ -274,6 +326,11 @@ Event = (
     | PropagationWait
     | SessionRenewed
     | Stopped
+    | Approved
+    | Refused
+    | Proposed
+    | AppliedOutOfBand
+    | ProposalMissing
     | Predicted
     | TrailRead
     | PredictionsDropped
@@ -296,6 +353,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PropagationWait,
     SessionRenewed,
     Stopped,
+    Approved,
+    Refused,
+    Proposed,
+    AppliedOutOfBand,
+    ProposalMissing,
     Predicted,
     TrailRead,
     PredictionsDropped,
@@ -507,6 +569,8 @@ def first_start(events: Sequence[Event]) -> Started | None:
 
 __all__ = [
     "EVENT_TYPES",
+    "AppliedOutOfBand",
+    "Approved",
     "Backup",
     "Broadcast",
     "DenialsFound",
@@ -519,6 +583,9 @@ __all__ = [
     "Predicted",
     "PredictionsDropped",
     "PropagationWait",
+    "ProposalMissing",
+    "Proposed",
+    "Refused",
     "RemovalTest",
     "Resumed",
     "RunFinished",
