@@ -403,9 +403,11 @@ def test_stack_in_review_in_progress_is_deleted(sandbox: LocalSandboxInfo) -> No
 class _ScriptedCloudFormation:
     """describe_stacks answers from a script of states; records deletes."""
 
-    def __init__(self, states: list[str | None]) -> None:
+    def __init__(self, states: list[str | None], *, rollback_fails: bool = True) -> None:
         self.states = states
         self.deleted: list[str] = []
+        self.rolled_back: list[str] = []
+        self.rollback_fails = rollback_fails
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
@@ -424,13 +426,22 @@ class _ScriptedCloudFormation:
     def delete_stack(self, StackName: str) -> None:  # noqa: N803 - boto3's name
         self.deleted.append(StackName)
 
+    def continue_update_rollback(self, StackName: str) -> None:  # noqa: N803 - boto3's name
+        self.rolled_back.append(StackName)
+        if self.rollback_fails:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "ValidationError", "Message": "rollback refused"}},
+                "ContinueUpdateRollback",
+            )
+
     def describe_stack_resource(self, **_: Any) -> dict[str, Any]:
         raise botocore.exceptions.ClientError({"Error": {"Code": "ValidationError"}}, "X")
 
 
 @pytest.mark.parametrize("state", sorted(BLOCKING_STATES))
 def test_stack_in_each_blocking_state_is_deleted(state: str) -> None:
-    """Each state that blocks the next deploy makes prepare() delete the configured stack."""
+    """Each state that blocks the next deploy makes prepare() delete the configured stack (a
+    failed rollback once continuing it is refused too)."""
     box = AwsSandbox(
         boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"),
         role_arn="arn:aws:iam::123456789012:role/discover-sandbox",
@@ -443,6 +454,27 @@ def test_stack_in_each_blocking_state_is_deleted(state: str) -> None:
     box.cloudformation = scripted
     box.prepare()
     assert scripted.deleted == [STACK]
+
+
+def test_a_failed_rollback_is_continued_not_deleted() -> None:
+    """UPDATE_ROLLBACK_FAILED: the admin continues the rollback; the stack stays, updatable."""
+    box = AwsSandbox(
+        boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"),
+        role_arn="arn:aws:iam::123456789012:role/discover-sandbox",
+        policy_name="discover",
+        stack_name=STACK,
+        region="us-east-1",
+        sleep=lambda s: None,
+    )
+    scripted = _ScriptedCloudFormation(
+        ["UPDATE_ROLLBACK_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"],
+        rollback_fails=False,
+    )
+    box.cloudformation = scripted
+    box.prepare()
+    assert scripted.rolled_back == [STACK]
+    assert scripted.deleted == []
+    assert box.deployed()
 
 
 def test_stack_in_progress_is_waited_for_not_deleted() -> None:
