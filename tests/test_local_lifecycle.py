@@ -268,3 +268,33 @@ def test_excluded_actions_of_a_stack(sandbox: LocalSandboxInfo, tmp_path: Path) 
     reasons_seen = {e["reason"] for e in answer["excluded"]}
     assert {"not_iam", "read_handler", "list_handler"} <= reasons_seen
     assert any(e["permission"] == "s3:REST.PUT.OBJECT" for e in answer["excluded"])
+
+
+def test_resources_a_stuck_rollback_kept_are_created_again(sandbox: LocalSandboxInfo) -> None:
+    """An update creates a queue, then a topic the caller may not create; the rollback may not
+    delete the queue (UPDATE_ROLLBACK_FAILED). Once continued with the delete allowed, the
+    stack is as before the update, so the same update creates the queue again (and the topic
+    that reads it), rather than taking it for a resource the stack still has."""
+    queue_calls = ("sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+    put_policy(sandbox, allow(*LOGS_ALL, *queue_calls, "sqs:ListQueueTags"))
+    stack = "demo-redo"
+    client = cfn(role_session(sandbox, "redo"), sandbox)
+    client.create_stack(StackName=stack, TemplateBody=template(Logs=log_group("/demo/redo")))
+    assert status_of(sandbox, stack) == "CREATE_COMPLETE"
+    topic = {
+        "Type": "AWS::SNS::Topic",
+        "DependsOn": "Queue",
+        "Properties": {"DisplayName": {"Fn::GetAtt": ["Queue", "QueueName"]}},
+    }
+    second = template(Logs=log_group("/demo/redo"), Queue=queue("demo-redo-q"), Topic=topic)
+    client.update_stack(StackName=stack, TemplateBody=second)
+    assert status_of(sandbox, stack) == "UPDATE_ROLLBACK_FAILED"
+    put_policy(sandbox, allow(*LOGS_ALL, "sqs:*"))
+    client.continue_update_rollback(StackName=stack)
+    assert status_of(sandbox, stack) == "UPDATE_ROLLBACK_COMPLETE"
+    sqs = admin_session(sandbox).client("sqs", endpoint_url=sandbox.endpoint)
+    assert not sqs.list_queues(QueueNamePrefix="demo-redo-q").get("QueueUrls")
+    put_policy(sandbox, allow(*LOGS_ALL, "sqs:*", "sns:*"))
+    client.update_stack(StackName=stack, TemplateBody=second)
+    assert status_of(sandbox, stack) == "UPDATE_COMPLETE"
+    assert sqs.list_queues(QueueNamePrefix="demo-redo-q").get("QueueUrls")

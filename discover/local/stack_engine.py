@@ -1510,7 +1510,9 @@ class _Saved:
     def restore(self, stack: Any) -> None:
         rmap = stack.resource_map
         rmap._template = self.template
-        rmap._resource_json_map = self.bodies
+        # A copy: a stuck rollback adds the resources it could not delete to the live map, and
+        # those must not leak into the template state a later rollback puts back.
+        rmap._resource_json_map = dict(self.bodies)
         rmap.input_parameters = self.input_parameters
         rmap.resolved_parameters = self.resolved_parameters
         rmap._parsed_resources.update(self.resolved_parameters)
