@@ -132,7 +132,11 @@ class FakeSessions:
 
     def _session(self) -> Credentials:
         return Credentials(
-            f"ASIA{self.generation}", "secret", f"token-{self.generation}", T0 + timedelta(hours=1)
+            f"ASIA{self.generation}",
+            "secret",
+            f"token-{self.generation}",
+            T0 + timedelta(hours=1),
+            arn=SESSION,
         )
 
     def current(self) -> Credentials:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from discover import iamdb
-from discover.guard import DEFAULT_HIGH_RISK, high_risk_grants
+from discover.decision import Rules, Verdict, decide
+from discover.fence import build_fence
 from discover.iamdb import Action
 from discover.predict import Prediction, Source, predict, predict_cli, predict_resource
 from discover.scoping import scope
@@ -207,15 +208,22 @@ def test_the_cli_calls_are_on_the_service_s_own_stack_and_bucket(tmp_path: Path)
 
 
 def test_high_risk_predictions_are_recognised_by_the_guard(tmp_path: Path) -> None:
-    """A template that creates users predicts iam:CreateUser; the guard flags it (the
+    """A template that creates users predicts iam:CreateUser; the grant decision asks for it (the
     strategy then asks for the same confirmation as for an observed grant)."""
     template = template_of(
         tmp_path, {"U": {"Type": "AWS::IAM::User", "Properties": {"UserName": "u"}}}
     )
     found: list[Prediction] = list(predict(template, cli=None))
-    risky = high_risk_grants(
-        [p.grant for p in found], DEFAULT_HIGH_RISK, allowed=(), stack_name="app-dev"
+    fence = build_fence(
+        stack_name="app-dev",
+        service="app",
+        stage="dev",
+        region="us-east-1",
+        account=ACCOUNT,
+        template={"Resources": {"U": {"Type": "AWS::IAM::User", "Properties": {"UserName": "u"}}}},
     )
+    rules = Rules(role_arn=f"arn:aws:iam::{ACCOUNT}:role/discover-sandbox", fence=fence)
+    risky = [p.grant for p in found if decide(p.grant, rules).verdict is not Verdict.ALLOW]
     assert any(g.action == "iam:CreateUser" for g in risky)
 
 

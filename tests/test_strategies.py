@@ -128,7 +128,8 @@ class World:
     def assume(self, session_name: str) -> Credentials:
         key = f"ASIA{len(self.sessions)}"
         self.sessions[key] = session_name
-        return Credentials(key, "secret", "token", T0 + timedelta(hours=1))
+        arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/discover-sandbox/{session_name}"
+        return Credentials(key, "secret", "token", T0 + timedelta(hours=1), arn=arn)
 
     # Trail
     def mark(self, credentials: Credentials) -> datetime:
@@ -344,7 +345,8 @@ def test_one_at_a_time_grants_only_the_first_denial(journal: Journal) -> None:
 
     class Sessions:
         def current(self) -> Credentials:
-            return Credentials("A", "s", "t", T0 + timedelta(hours=1))
+            arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/discover-sandbox/s"
+            return Credentials("A", "s", "t", T0 + timedelta(hours=1), arn=arn)
 
         def renew(self) -> Credentials:
             return self.current()
