@@ -185,6 +185,10 @@ def test_converges_and_verifies(  # noqa: PLR0917 - one argument per column of t
         "--quiet",
         "--strategy",
         "observed",
+        # The create step: the lifecycle's steps are proven end to end on hello (test_e2e)
+        # and on the newer services (test_local_services) with the default strategy.
+        "--phases",
+        "create",
         "--max-iterations",
         "40",
         cwd=folder,
@@ -206,7 +210,15 @@ def test_converges_and_verifies(  # noqa: PLR0917 - one argument per column of t
     assert records[-1]["event"] == "stopped"
 
     verified = run_discover(
-        "verify", "--local", "--cli", str(osls), "--policy", ".discover/policy.json", cwd=folder
+        "verify",
+        "--local",
+        "--cli",
+        str(osls),
+        "--phases",
+        "create",
+        "--policy",
+        ".discover/policy.json",
+        cwd=folder,
     )
     assert verified.returncode == 0, verified.stderr[-3000:]
     assert json.loads(verified.stdout)["verified"] is True
@@ -216,7 +228,15 @@ def test_converges_and_verifies(  # noqa: PLR0917 - one argument per column of t
         smaller = folder / f"without-{action.replace(':', '-')}.json"
         smaller.write_text(json.dumps(_without(policy, action)))
         refused = run_discover(
-            "verify", "--local", "--cli", str(osls), "--policy", smaller.name, cwd=folder
+            "verify",
+            "--local",
+            "--cli",
+            str(osls),
+            "--phases",
+            "create",
+            "--policy",
+            smaller.name,
+            cwd=folder,
         )
         assert refused.returncode == 1, refused.stderr[-3000:]
         assert json.loads(refused.stdout)["first_denial"]["action"] == action

@@ -107,7 +107,10 @@ def test_discover_converges_on_sam_and_verifies(
     as the caller; verify accepts the policy and refuses it without the transform's ARN."""
     folder = service_copy("sam-orders")
     # discover.toml says tool = "sam" and allows the runs an empty role takes.
-    run = run_discover("--local", "--cli", str(sam), "--quiet", cwd=folder, timeout=1500)
+    # The create step (SAM's update and delete are run as an admin in the test above).
+    run = run_discover(
+        "--local", "--cli", str(sam), "--quiet", "--phases", "create", cwd=folder, timeout=1500
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     policy = json.loads((folder / ".discover" / "policy.json").read_text())
     actions = _actions(policy)
@@ -137,7 +140,15 @@ def test_discover_converges_on_sam_and_verifies(
     assert "--resolve-s3" in started["command"]
 
     verified = run_discover(
-        "verify", "--local", "--cli", str(sam), "--policy", ".discover/policy.json", cwd=folder
+        "verify",
+        "--local",
+        "--cli",
+        str(sam),
+        "--phases",
+        "create",
+        "--policy",
+        ".discover/policy.json",
+        cwd=folder,
     )
     assert verified.returncode == 0, verified.stderr[-3000:]
     assert json.loads(verified.stdout)["verified"] is True
@@ -145,7 +156,15 @@ def test_discover_converges_on_sam_and_verifies(
     smaller = folder / "without-transform.json"
     smaller.write_text(json.dumps(_without_resource(policy, TRANSFORM)))
     refused = run_discover(
-        "verify", "--local", "--cli", str(sam), "--policy", smaller.name, cwd=folder
+        "verify",
+        "--local",
+        "--cli",
+        str(sam),
+        "--phases",
+        "create",
+        "--policy",
+        smaller.name,
+        cwd=folder,
     )
     assert refused.returncode == 1, refused.stderr[-3000:]
     first = json.loads(refused.stdout)["first_denial"]
