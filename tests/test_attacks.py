@@ -162,12 +162,13 @@ def test_forged_denials_of_writes_on_the_role_are_refused(
             "",
         ),
         (
-            # The parser ends a resource at "{": the variable never reaches the policy (the
-            # grant decision refuses "${" too: tests/test_decision.py).
+            # The parser keeps a templated resource as written and marks it not grantable:
+            # denied, but nothing grantable named (the grant decision refuses "${" too:
+            # tests/test_decision.py).
             "a policy variable in the resource",
             _denied("s3:GetObject", "arn:aws:s3:::fake-dev-artifacts/${{aws:username}}/x"),
             1,
-            "no-progress",
+            "unresolved",
             "",
         ),
         (
