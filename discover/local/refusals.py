@@ -52,8 +52,13 @@ def access_denied(service: str, message: str) -> Exception:
 
         s3_error: Exception = S3ClientError("AccessDenied", message)
         return s3_error
-    status, code = _ACCESS_DENIED.get(service, (403, "AccessDenied"))
-    if authorize.protocol_of(service) in _JSON_PROTOCOLS:
+    json_protocol = authorize.protocol_of(service) in _JSON_PROTOCOLS
+    # NOTE: JSON-protocol services (ECR, KMS, Step Functions, SSM, ...) name the error
+    # AccessDeniedException; Query and REST-XML ones AccessDenied. CLIs match the code to
+    # tolerate a refusal (osls's ECR check on remove), so the name must be AWS's.
+    fallback = (400, "AccessDeniedException") if json_protocol else (403, "AccessDenied")
+    status, code = _ACCESS_DENIED.get(service, fallback)
+    if json_protocol:
         return _json_error(code, message, status)
     return _xml_error(code, message, status)
 
