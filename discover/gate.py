@@ -140,7 +140,13 @@ class Gate:
         return out
 
     def owner(self, denial: Denial) -> Owner:
-        return attribute(denial, self.session)
+        owner = attribute(denial, self.session)
+        if owner is Owner.FOREIGN and denial.principal is not None:
+            # The loop lets a named principal's denial through only when it is exactly the
+            # session that run used (``loop.plan_grants``, with the ARN STS returned); runs
+            # of the predicted strategy each have their own, which ``self.session`` is not.
+            return Owner.SESSION
+        return owner
 
     def decide(self, planned: Sequence[T]) -> list[tuple[T, Decision]]:
         """The verdict on each planned grant, journaled."""
