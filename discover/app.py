@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,6 +260,7 @@ def make_gate(
             account=env.role_arn.split(":")[4],
             service_dir=config.service_dir,
             deployment_bucket=config.deployment_bucket,
+            template=_fence_template(config),
         ),
         role_arn=env.role_arn,
         session=session,
@@ -288,6 +289,54 @@ def _refused(decision: Decision, confirm: Callable[[Decision], bool]) -> bool:
         reason=shown(decision.reason),
     )
     return True
+
+
+def _fence_template(config: Config) -> Callable[[Path], Mapping[str, Any] | None]:
+    """The template the fence is drawn from: the one a deploy left in the service folder, else
+    ``--template``, else the service packaged once (the first grants come before any deploy)."""
+    import json
+    import shutil
+    import tempfile
+
+    from discover.fence import read_packaged_template
+    from discover.template import TemplateError, package_serverless
+
+    once: list[Mapping[str, Any] | None] = []
+
+    def packaged() -> Mapping[str, Any] | None:
+        if config.template is not None:
+            try:
+                data = json.loads(config.template.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            return data if isinstance(data, dict) else None
+        if config.deploy_command[:2] != (config.cli, "deploy"):
+            return None  # not the Serverless CLI: nothing to package
+        scratch = Path(tempfile.mkdtemp(prefix="discover-fence-"))
+        try:
+            path = package_serverless(
+                config.service_dir,
+                (config.cli,),
+                stage=config.stage,
+                region=config.region,
+                out_dir=scratch,
+            )
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (TemplateError, OSError, ValueError):
+            return None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return data if isinstance(data, dict) else None
+
+    def read(service_dir: Path) -> Mapping[str, Any] | None:
+        found = read_packaged_template(service_dir)
+        if found is not None:
+            return found
+        if not once:
+            once.append(packaged())
+        return once[0]
+
+    return read
 
 
 def refuser(gate: Gate, confirm: Callable[[Decision], bool]) -> Refuse:
