@@ -251,6 +251,8 @@ def make_gate(
     config: Config, env: Environment, session: str, events: EventSink, backup: Any
 ) -> Gate:
     """The grant gate of this run: the fence, the role's own policies, the user's flags."""
+    from discover.tools import tool_of
+
     return Gate(
         FenceInputs(
             stack_name=config.stack_name,
@@ -261,6 +263,7 @@ def make_gate(
             service_dir=config.service_dir,
             deployment_bucket=config.deployment_bucket,
             template=_fence_template(config),
+            managed_stacks=tool_of(config).managed_stacks,
         ),
         role_arn=env.role_arn,
         session=session,

@@ -140,10 +140,10 @@ class Fence:
             # A resource named by another's ARN (API Gateway's /tags/URL-ENCODED-ARN): it is
             # the service's when that resource is.
             return self.outside(action, inner)
-        last = name.rsplit("/", 1)[-1]
-        if self.owns_name(last, case_insensitive=service == "s3"):
+        candidates = name_candidates(name)
+        if any(self.owns_name(c, case_insensitive=service == "s3") for c in candidates):
             return None
-        return f"{_printable(last)!r} is not a name the service owns"
+        return f"{_printable(candidates[0])!r} is not a name the service owns"
 
     # --- what the fence is, for the report ----------------------------------------------
 
@@ -223,6 +223,22 @@ def locate(action: Action, arn: str) -> tuple[str, str | None, str | None, str |
     return None
 
 
+def name_candidates(name: str) -> tuple[str, ...]:
+    """The names a resource's name field can be owned under, the whole first.
+
+    A name field can hold more than the name: a path (``/orders/dev/audit`` for a log group,
+    whose last segment is what the CLI derives), or a sub-resource after a colon (a log
+    group's ``:log-stream:NAME``, a function's ``:QUALIFIER``), which belongs to its parent.
+    """
+    parent = name.split(":", 1)[0]
+    out: list[str] = []
+    for text in (name, parent):
+        for candidate in (text, text.rsplit("/", 1)[-1]):
+            if candidate and candidate not in out:
+                out.append(candidate)
+    return tuple(out)
+
+
 def _is_id(placeholder: str) -> bool:
     return placeholder.endswith(("Id", "ID"))
 
@@ -244,9 +260,15 @@ def build_fence(
     template: Mapping[str, Any] | None = None,
     deployment_bucket: str | None = None,
     partition: str = "aws",
+    managed_stacks: Iterable[str] = (),
 ) -> Fence:
-    """The fence of one service from plain data (any template reader can supply ``template``)."""
-    prefixes = [f"{stack_name}-"]
+    """The fence of one service from plain data (any template reader can supply ``template``).
+
+    ``managed_stacks`` are the stacks the deploy CLI keeps for itself (SAM's artifact stack):
+    they and the names CloudFormation generates in them are the deploy's own too.
+    """
+    managed = tuple(managed_stacks)
+    prefixes = [f"{stack_name}-", *(f"{m}-" for m in managed)]
     if service:
         prefixes.append(f"{service}-{stage}-")
     resources = tuple(
@@ -254,7 +276,7 @@ def build_fence(
         if template
         else ()
     )
-    names = {stack_name, *(r.name for r in resources if r.name)}
+    names = {stack_name, *managed, *(r.name for r in resources if r.name)}
     if deployment_bucket:
         names.add(deployment_bucket)
     return Fence(

@@ -80,6 +80,7 @@ class FenceInputs:
     service_dir: Path
     deployment_bucket: str | None = None
     template: Callable[[Path], Mapping[str, Any] | None] = read_packaged_template
+    managed_stacks: tuple[str, ...] = ()
 
     def build(self) -> Fence:
         return build_fence(
@@ -90,6 +91,7 @@ class FenceInputs:
             account=self.account,
             template=self.template(self.service_dir),
             deployment_bucket=self.deployment_bucket,
+            managed_stacks=self.managed_stacks,
         )
 
 

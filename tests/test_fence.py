@@ -168,3 +168,62 @@ def test_packaged_template_is_read_when_present(tmp_path: Path) -> None:
 def test_deployment_bucket_of(name: str, definition: dict[str, Any], expected: str | None) -> None:
     """serverless.yml's ``provider.deploymentBucket``, when it is a plain name."""
     assert deployment_bucket_of(definition) == expected, name
+
+
+AUDIT = {
+    "Resources": {
+        "Audit": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": "/orders/dev/audit"},
+        }
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "resource", "inside"),
+    [
+        ("a log group the template names by path", "log-group:/orders/dev/audit", True),
+        ("its streams", "log-group:/orders/dev/audit:log-stream:", True),
+        ("its streams, a pattern", "log-group:/orders/dev/audit:log-stream:*", True),
+        ("another path ending alike", "log-group:/prod/audit", False),
+        ("a longer name sharing the path", "log-group:/orders/dev/audit-x:log-stream:", False),
+    ],
+)
+def test_a_name_with_a_path_or_a_sub_resource(name: str, resource: str, inside: bool) -> None:
+    """A log group named by path is the service's, and so are its streams; not its lookalikes."""
+    fence = build_fence(
+        stack_name="orders-dev",
+        service="orders",
+        stage="dev",
+        region="us-east-1",
+        account=ACCOUNT,
+        template=AUDIT,
+    )
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:{resource}"
+    assert fence.contains(Action("logs:PutRetentionPolicy"), arn) is inside, (
+        name,
+        fence.outside(Action("logs:PutRetentionPolicy"), arn),
+    )
+
+
+def test_the_stacks_a_cli_keeps_for_itself_are_the_deploys() -> None:
+    """SAM's artifact stack, and the bucket CloudFormation names in it, are inside; others not."""
+    fence = build_fence(
+        stack_name="orders",
+        service=None,
+        stage="dev",
+        region="us-east-1",
+        account=ACCOUNT,
+        managed_stacks=("aws-sam-cli-managed-default",),
+    )
+    stack = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/aws-sam-cli-managed-default/*"
+    assert fence.contains(Action("cloudformation:CreateChangeSet"), stack)
+    bucket = "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1x2y"
+    assert fence.contains(Action("s3:PutObject"), bucket + "/orders/abc")
+    other = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/aws-sam-cli-other/*"
+    assert not fence.contains(Action("cloudformation:CreateChangeSet"), other)
+    bare = build_fence(
+        stack_name="orders", service=None, stage="dev", region="us-east-1", account=ACCOUNT
+    )
+    assert not bare.contains(Action("cloudformation:CreateChangeSet"), stack)
