@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 import botocore.exceptions
+import botocore.parsers
 import structlog
 
 from discover import __version__
@@ -347,8 +348,13 @@ def run_main(argv: Sequence[str]) -> int:
     except DiscoverError as exc:
         print(f"discover: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        print(f"discover: AWS: {exc}", file=sys.stderr)
+    except (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+        botocore.parsers.ResponseParserError,
+    ) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        print(f"discover: AWS: {first}", file=sys.stderr)
         print(
             "Tip: discover needs admin credentials of the sandbox account in the default "
             "chain (AWS_PROFILE, SSO, environment variables).",

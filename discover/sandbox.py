@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import botocore.exceptions
+import botocore.parsers
 from tenacity import (
     retry,
     retry_if_exception,
@@ -430,7 +431,11 @@ class AwsSandbox:
             answer = self.cloudformation.describe_stack_resource(
                 StackName=stack or self._stack_name, LogicalResourceId=logical_id
             )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+        except (
+            botocore.exceptions.ClientError,
+            botocore.exceptions.BotoCoreError,
+            botocore.parsers.ResponseParserError,
+        ):
             return None
         physical = answer["StackResourceDetail"].get("PhysicalResourceId")
         return str(physical) if physical else None

@@ -391,6 +391,34 @@ def test_delete_as_the_caller(sandbox: LocalSandboxInfo) -> None:
     ]
 
 
+def test_a_stack_a_delete_left_half_done_lists_what_it_still_has(
+    sandbox: LocalSandboxInfo,
+) -> None:
+    """DELETE_FAILED after one of two resources went: the stack's resources are read without a
+    server error (the admin's recovery reads them first), the one left is there, the other not."""
+    put_policy(
+        sandbox,
+        allow("logs:CreateLogGroup", "logs:DescribeLogGroups"),
+        allow(
+            "logs:DeleteLogGroup",
+            resource=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/demo/half-a*",
+        ),
+    )
+    client = cfn(role_session(sandbox, "half"), sandbox)
+    body = template(A=log_group("/demo/half-a"), B=log_group("/demo/half-b"))
+    client.create_stack(StackName="demo-half", TemplateBody=body)
+    client.delete_stack(StackName="demo-half")
+    assert status_of(sandbox, "demo-half") == "DELETE_FAILED"
+    admin = cfn(admin_session(sandbox), sandbox)
+    listed = admin.describe_stack_resources(StackName="demo-half")["StackResources"]
+    assert [r["LogicalResourceId"] for r in listed] == ["B"]
+    detail = admin.describe_stack_resource(StackName="demo-half", LogicalResourceId="B")
+    assert detail["StackResourceDetail"]["PhysicalResourceId"] == "/demo/half-b"
+    with pytest.raises(botocore.exceptions.ClientError, match="Resource A does not exist"):
+        admin.describe_stack_resource(StackName="demo-half", LogicalResourceId="A")
+    admin.delete_stack(StackName="demo-half")
+
+
 def test_calls_on_the_callers_behalf_say_so(sandbox: LocalSandboxInfo) -> None:
     """A policy that allows log groups only through CloudFormation (aws:CalledVia) lets the
     stack create one and refuses the same call made directly."""

@@ -263,6 +263,15 @@ def _validate_template(self: Any, template: str) -> list[Any]:
     return [m for m in matches if str(getattr(m.rule, "id", "E")).startswith("E")]
 
 
+def _stack_resources(self: Any) -> list[Any]:
+    """The resources the stack has made: moto 5.2.5 lists every template entry, and one not
+    made (a create refused, a delete refused before it) comes out as None, so that
+    DescribeStackResource answered a 500 where CloudFormation says it does not exist."""
+    rmap = self.resource_map
+    made = (rmap._parsed_resources.get(lid) for lid in rmap._resource_json_map)
+    return [resource for resource in made if resource is not None]
+
+
 def _no_lazy_creation(*_args: Any, **_kwargs: Any) -> None:
     # NOTE: moto 5.2.5 parsing.parse_and_create_resource creates a stack resource the first
     # time anything looks it up (a Ref, an output, ListStackResources), without the caller's
@@ -492,6 +501,7 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     CloudFormationResponse.continue_update_rollback = _response_continue_update_rollback  # type: ignore[attr-defined]
     Stack.create_resources = _stack_create_resources  # type: ignore[method-assign]
     Stack.update = _stack_update  # type: ignore[method-assign]
+    Stack.stack_resources = property(_stack_resources)  # type: ignore[method-assign,assignment]
     parsing.parse_and_create_resource = _no_lazy_creation
     # NOTE: moto 5.2.5 applies an identity-policy change at once; IAM takes a while.
     for name in POLICY_MUTATORS:
