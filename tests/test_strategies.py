@@ -184,7 +184,7 @@ def run_predicted(
     predictions: tuple[Prediction, ...] = PREDICTIONS,
     **settings: object,
 ):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("discover.strategies.predict", lambda template, cli: predictions)
+    monkeypatch.setattr("discover.strategies.predict", lambda template, **_: predictions)
     ports = PredictedPorts(world, world, world.assume, world, Template(predictions), "discover-t")
     return discover_predicted(
         ports,
@@ -262,7 +262,7 @@ def test_high_risk_predictions_need_the_same_confirmation(
         seen.append(evidence)
         return [e for e in evidence if e.grant.action == "iam:CreateRole"]
 
-    monkeypatch.setattr("discover.strategies.predict", lambda template, cli: PREDICTIONS)
+    monkeypatch.setattr("discover.strategies.predict", lambda template, **_: PREDICTIONS)
     ports = PredictedPorts(world, world, world.assume, world, Template(PREDICTIONS), "discover-t")
     outcome = discover_predicted(
         ports,
