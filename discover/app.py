@@ -36,6 +36,7 @@ from discover.loop import (
     discover,
     resume_state,
 )
+from discover.not_exercised import template_of
 from discover.ownership import session_arn
 from discover.policy import (
     INLINE_ROLE_POLICIES_QUOTA,
@@ -767,7 +768,8 @@ def write_partial(config: Config, journal: Journal) -> None:
     policy = last_policy(events)
     if policy.grants:
         (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
-    (config.state_dir / "report.md").write_text(render_report(events), encoding="utf-8")
+    report = render_report(events, template_of(config.service_dir, config.template))
+    (config.state_dir / "report.md").write_text(report, encoding="utf-8")
 
 
 def _portable_where(config: Config, role_arn: str) -> Where:
@@ -788,7 +790,10 @@ def write_outputs(
     """
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
+    report = render_report(
+        read_events(journal.path), template_of(config.service_dir, config.template)
+    )
+    (state_dir / "report.md").write_text(report, encoding="utf-8")
     if where is not None:
         portable = render_portable_json(outcome.policy, where)
         (state_dir / PORTABLE_FILE).write_text(portable, encoding="utf-8")

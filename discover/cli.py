@@ -607,7 +607,9 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     if not events:
         msg = f"no journal at {path}"
         raise DiscoverError(msg, tip="Run discover in this service folder first.", exit_code=2)
-    report = render_report(events)
+    from discover.not_exercised import template_of
+
+    report = render_report(events, template_of(state_dir.parent))
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
     return 0
