@@ -797,6 +797,9 @@ def write_outputs(
     if where is not None:
         portable = render_portable_json(outcome.policy, where)
         (state_dir / PORTABLE_FILE).write_text(portable, encoding="utf-8")
+    else:
+        # An earlier run's portable policy is not this policy: verify must not take it.
+        (state_dir / PORTABLE_FILE).unlink(missing_ok=True)
     rendered = render(outcome.policy, fmt, name=config.stack_name, where=where)
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)

@@ -167,6 +167,9 @@ def _hcl_attribute(key: str, values: Sequence[str], indent: str, width: int) -> 
     return [first, *rendered[1:]]
 
 
+# NOTE: aws_region's `name` is in every major version of the AWS provider (v6 deprecates it
+# for `region`, which v5 does not have): a warning on v6 rather than an error on v5.
+# https://registry.terraform.io/providers/hashicorp/aws/latest/docs/data-sources/region
 _HCL_PARAMS = {
     Param.STAGE: "${var.stage}",
     Param.REGION: "${data.aws_region.current.name}",

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from discover.app import verify_parts
+from discover.cli import build_parser
+from discover.config import ConfigError
 from discover.policy import PolicyError, load_policy
 from discover.portable import (
     Param,
@@ -24,6 +27,7 @@ from discover.portable import (
 )
 from tests.conftest import run_discover
 from tests.golden import GOLDEN
+from tests.test_config import config_for, make_service
 
 OSLS_ARGS = ("--local", "--quiet")
 
@@ -270,3 +274,49 @@ def test_a_bad_portable_file_is_a_one_line_error(tmp_path: Path) -> None:
     path.write_text('{"Statement": [{"Effect": "Allow", "Action": "s3:Nope", "Resource": "*"}]}')
     with pytest.raises(PolicyError, match=r"policy\.portable\.json"):
         load_filled(path, HELLO)
+
+
+# --- the flag, the config key, verify's reading --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "toml", "expected"),
+    [
+        ("off by default", {}, None, False),
+        ("the flag", {"portable": True}, None, True),
+        ("discover.toml", {}, "portable = true", True),
+        ("discover.toml off", {}, "portable = false", False),
+    ],
+)
+def test_portable_from_the_flag_or_discover_toml(
+    tmp_path: Path, name: str, flags: dict[str, object], toml: str | None, expected: bool
+) -> None:
+    service = make_service(tmp_path / "svc", toml=toml)
+    assert config_for(service, **flags).portable is expected, name
+
+
+def test_portable_in_discover_toml_must_be_a_boolean(tmp_path: Path) -> None:
+    service = make_service(tmp_path / "svc", toml='portable = "yes"')
+    with pytest.raises(ConfigError, match="portable has the wrong type"):
+        config_for(service)
+
+
+def test_the_run_command_takes_portable() -> None:
+    assert build_parser("run").parse_args(["--portable"]).portable is True
+    assert build_parser("run").parse_args([]).portable is None
+
+
+def test_verify_reads_a_portable_file_for_its_own_stage(tmp_path: Path) -> None:
+    """The parts verify attaches are the policy of the stage it deploys."""
+    dev = load_policy(GOLDEN / "hello" / "policy.json")
+    path = tmp_path / "policy.portable.json"
+    path.write_text(render_portable_json(dev, HELLO))
+    prod = Where("prod", "eu-west-1", "210987654321", "hello")
+    whole, managed = verify_parts([path], lambda p: load_filled(p, prod))
+    assert managed == ()
+    assert whole.allows(
+        "lambda:CreateFunction", "arn:aws:lambda:eu-west-1:210987654321:function:hello-prod-hello"
+    )
+    assert not whole.allows(
+        "lambda:CreateFunction", "arn:aws:lambda:us-east-1:123456789012:function:hello-dev-hello"
+    )
