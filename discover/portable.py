@@ -129,14 +129,15 @@ def parametrise(value: str, where: Where) -> Text:
 def _resource_parts(resource: str, service: str, where: Where) -> list[Part]:
     if service == "s3":
         bucket, slash, key = resource.partition("/")
-        return [*_names(bucket, service, where, start=0), slash, *_artifact_folder(key, where)]
+        return [*_names(bucket, service, where), slash, *_artifact_folder(key, where)]
     parts: list[Part] = []
     at = 0
     for encoded in _ENCODED_ARN.finditer(resource):
-        parts += _names(resource[at : encoded.start()], service, where, start=at)
+        before = resource[at - 1] if at else ""
+        parts += _names(resource[at : encoded.start()], service, where, before=before)
         parts += _encoded_arn(encoded.group(), where)
         at = encoded.end()
-    parts += _names(resource[at:], service, where, start=at)
+    parts += _names(resource[at:], service, where, before=resource[at - 1] if at else "")
     return parts
 
 
@@ -152,8 +153,11 @@ def _quote(text: str) -> str:
     return quote(text, safe="*")
 
 
-def _names(text: str, service: str, where: Where, *, start: int) -> list[Part]:
-    """The CLI's names ``SERVICE-STAGE[-REGION]`` at a segment start in ``text``."""
+def _names(text: str, service: str, where: Where, *, before: str = "") -> list[Part]:
+    """The CLI's names ``SERVICE-STAGE[-REGION]`` at a segment start in ``text``.
+
+    ``before``: the character before ``text`` in the resource ("" at its start).
+    """
     if where.service is None:
         return [text]
     own = f"{where.service}-{where.stage}"
@@ -166,7 +170,8 @@ def _names(text: str, service: str, where: Where, *, start: int) -> list[Part]:
     at = 0
     index = 0
     while index < len(text):
-        segment_start = (start + index == 0) or text[index - 1] in _SEGMENT_START
+        previous = text[index - 1] if index else before
+        segment_start = previous == "" or previous in _SEGMENT_START
         found = next(
             (c for c in candidates if segment_start and text.startswith(c[0], index)), None
         )

@@ -174,6 +174,13 @@ UPPER = Where("dev", "us-east-1", "123456789012", "Hello")
             "arn%3Aaws%3Aapigateway%3A${AWS::Region}%3A%3A%2Frestapis%2F*",
         ),
         (
+            "after an encoded ARN: a name only at a segment's start",
+            HELLO,
+            "arn:aws:apigateway:us-east-1::/x/arn%3Aaws%3As3%3A%3A%3Ab*hello-dev-y/hello-dev-z",
+            "arn:aws:apigateway:${AWS::Region}::/x/arn%3Aaws%3As3%3A%3A%3Ab*hello-dev-y/"
+            "hello-${Stage}-z",
+        ),
+        (
             "another account's layer keeps its account",
             HELLO,
             "arn:aws:lambda:us-east-1:580247275435:layer:LambdaInsightsExtension:*",
