@@ -135,8 +135,8 @@ def render_section(
         "",
         "- Update: "
         + (
-            "the update phase changed what a code change changes (new artifacts, new versions); "
-            "no other property."
+            "an update passed, changing only what discover's update changes (for the Serverless "
+            "CLI, new artifacts: the functions' code and versions); no other property."
             if done.updated
             else "no update phase passed: no update handler was exercised."
         ),
