@@ -677,15 +677,15 @@ def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order r
         ),
         session_prefix=f"discover-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
     )
-    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    # The CLI's own calls are known for the tools' own commands, not for a command given.
+    own = config.deploy_command[:2] == (config.cli, "deploy")
     return discover_predicted(
         ports,
         events,
         PredictedSettings(
             settings,
             keep_predicted=config.keep_predicted,
-            # The CLI's own calls are known for the Serverless CLI's deploy, not for a command.
-            cli="serverless" if serverless else None,
+            cli=config.tool if own else None,
             operation=operation[0],
             command=operation[1],
         ),

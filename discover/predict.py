@@ -536,15 +536,24 @@ def cli_calls(cli: str, command: str = "deploy") -> tuple[Mapping[str, str], ...
     return tuple(data.get(command, ()))
 
 
-def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:
+def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:  # noqa: PLR0911 - one return per target
     partition, region, account = template.partition, template.region, template.account
     bucket = template.deployment_bucket_name
     if target == "*":
         return ["*"]
-    if target == "stack":
+    if target in {"stack", "managed-stack"}:
         stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # generated: scoped to *
-        stack = f"stack/{template.stack_name}/{stack_id}"
-        return [f"arn:{partition}:cloudformation:{region}:{account}:{stack}"]
+        names = (
+            [template.stack_name] if target == "stack" else [m.stack_name for m in template.managed]
+        )
+        return [
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{stack_id}"
+            for name in names
+        ]
+    if target == "transform":
+        # NOTE: a template declaring AWS's SAM transform needs CreateChangeSet on it.
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/transform-aws-serverless.html
+        return [f"arn:{partition}:cloudformation:{region}:aws:transform/Serverless-2016-10-31"]
     if target == "deployment-bucket" and bucket:
         return [f"arn:{partition}:s3:::{bucket}"]
     if target == "artifacts" and bucket and template.artifact_prefix:
@@ -591,6 +600,10 @@ def predict(
     found: list[Prediction] = []
     for resource in template.resources:
         found += predict_resource(resource, template, operation)
+    if operation == "create":  # the CLI's own stacks are made on a first deploy, kept after
+        for managed in template.managed:
+            for resource in managed.resources:
+                found += predict_resource(resource, managed, operation)
     if cli is not None:
         found += predict_cli(template, cli, command)
     unique: dict[Grant, Prediction] = {}
