@@ -702,6 +702,12 @@ def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]
 def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
     """The default command: find the policy for every phase; write policy.json, report.md
     and --out."""
+    if hooks.propose is not None and config.strategy == "predicted":
+        # A proposal is applied by someone else between runs: a prediction would be proposed
+        # whole, and what the runs then showed unused could not be taken back unasked. Each
+        # proposal is a run's denials instead.
+        config = replace(config, strategy="observed")
+        log.info("propose_learns_from_denials", strategy="observed")
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)

@@ -33,6 +33,7 @@ confirmation as observed grants (the caller applies it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,6 +84,7 @@ class Prediction:
 _VERB = re.compile(r"^([A-Z][a-z]+)(.*)$")
 _CREATING = frozenset({"Create", "Publish", "Add"})
 _READING = frozenset({"Get", "Describe", "List"})
+_REMOVING = frozenset({"Delete", "Remove", "Detach"})  # a delete handler's own calls
 # Tagging on create: TagResource, TagRole, PutBucketTagging; API Gateway's PUT /tags/ARN.
 _TAGGING_VERBS = re.compile(r"^(Tag|Put\w*Tagging$|PUT$)")
 
@@ -286,10 +288,11 @@ def _narrow(resource: Resource, actions: list[Action]) -> list[Action]:
             noun.startswith(own) or len(same) <= 2
         )
         reads = verb in _READING and noun.startswith(own)
+        removes = verb in _REMOVING and noun.startswith(own)
         by_property = any(_related(noun or verb, p, own) for p in present)
         # API Gateway's actions are HTTP methods: which paths they take is decided per call.
         by_method = action.split(":", 1)[1].isupper()
-        if len(same) <= 2 or creates or reads or by_property or by_method:
+        if len(same) <= 2 or creates or reads or removes or by_property or by_method:
             kept.append(action)
     others: dict[str, list[Action]] = {}
     for action in actions:
@@ -378,7 +381,7 @@ def _apigateway_arns(action: Action, resource: Resource, names: _Names) -> list[
     method = action.split(":", 1)[1]
     model = _apigateway_model()
     own = _own_noun(resource.type)
-    operations = [f"Create{own}", f"Put{own}", f"Get{own}"]
+    operations = [f"Create{own}", f"Put{own}", f"Get{own}", f"Update{own}", f"Delete{own}"]
     operations += [f"Put{p.removesuffix('s')}" for p in _present(resource.properties)]
     arns: list[str] = []
     for name in operations:
@@ -549,6 +552,18 @@ def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:  # noqa: PLR
         return [
             f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{stack_id}"
             for name in names
+        ]
+    if target == "companion-stacks":
+        # NOTE: sam delete looks for the stacks SAM names after the service's: its image
+        # repositories' and its web functions' code bucket's (samcli/lib/bootstrap).
+        digest = hashlib.md5(template.stack_name.encode(), usedforsecurity=False).hexdigest()[:8]
+        names = [
+            f"{template.stack_name[:104]}-{digest}-CompanionStack",
+            f"{template.stack_name[:100]}-{digest}-WebFunctionCode",
+        ]
+        stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+        return [
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{n}/{stack_id}" for n in names
         ]
     if target == "transform":
         # NOTE: a template declaring AWS's SAM transform needs CreateChangeSet on it.

@@ -301,8 +301,17 @@ def test_a_sam_deploy_predicts_the_managed_stack_and_the_transform() -> None:
         p.grant.action for p in predict(template, cli="sam", operation="delete", command="remove")
     }
     assert "s3:CreateBucket" not in removing  # the managed stack stays
-    assert {"cloudformation:DeleteStack", "lambda:DeleteFunction"} <= removing
-    targets = {"stack", "managed-stack", "transform", "deployment-bucket", "artifacts", "*"}
+    assert {"cloudformation:DeleteStack", "lambda:DeleteFunction", "iam:DeleteRole"} <= removing
+    assert "apigateway:DELETE" in removing
+    companion = (
+        f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/sam-orders-300c05da-CompanionStack/*"
+    )
+    assert ("cloudformation:DescribeStacks", companion) in {
+        (p.grant.action, p.grant.resource)
+        for p in predict(template, cli="sam", operation="delete", command="remove")
+    }
+    targets = {"stack", "managed-stack", "transform", "companion-stacks", "deployment-bucket"}
+    targets |= {"artifacts", "*"}
     for command in ("deploy", "remove"):
         for call in cli_calls("sam", command):
             assert iamdb.is_known_action(call["action"]), call

@@ -340,7 +340,12 @@ BUCKET_PATTERN = "arn:aws:s3:::demo-dev-serverlessdeploymentbucket-*"
             "another API's collection is not an id that changed",
             "apigateway:POST",
             "arn:aws:apigateway:us-east-1::/apis/ds6l9udd41/integrations",
-            [g("apigateway:POST", "arn:aws:apigateway:us-east-1::/restapis/9xm9ehuyww/deployments")],
+            [
+                g(
+                    "apigateway:POST",
+                    "arn:aws:apigateway:us-east-1::/restapis/9xm9ehuyww/deployments",
+                )
+            ],
             "arn:aws:apigateway:us-east-1::/apis/*/integrations",
         ),
         (
