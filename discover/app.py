@@ -36,6 +36,7 @@ from discover.loop import (
     discover,
     resume_state,
 )
+from discover.not_exercised import template_of
 from discover.ownership import session_arn
 from discover.policy import (
     INLINE_ROLE_POLICIES_QUOTA,
@@ -43,6 +44,13 @@ from discover.policy import (
     PolicyDocument,
     load_policy,
     split_for_quota,
+)
+from discover.portable import (
+    PORTABLE_FILE,
+    Where,
+    file_is_portable,
+    load_filled,
+    render_portable_json,
 )
 from discover.ports import (
     AdminSandbox,
@@ -765,7 +773,8 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                 write_partial(config, journal)
                 raise
     wall = (datetime.now(UTC) - started).total_seconds()
-    rendered = write_outputs(config, outcome, journal, fmt)
+    where = _portable_where(config, env.role_arn) if config.portable else None
+    rendered = write_outputs(config, outcome, journal, fmt, where)
     return DiscoverResult(outcome, wall, rendered, others)
 
 
@@ -834,17 +843,39 @@ def write_partial(config: Config, journal: Journal) -> None:
     policy = last_policy(events)
     if policy.grants:
         (config.state_dir / "policy.json").write_text(policy.render_json(), encoding="utf-8")
-    (config.state_dir / "report.md").write_text(render_report(events), encoding="utf-8")
+    report = render_report(events, template_of(config.service_dir, config.template))
+    (config.state_dir / "report.md").write_text(report, encoding="utf-8")
+
+
+def _portable_where(config: Config, role_arn: str) -> Where:
+    """What this run knows to be its stage, region and account (``--portable``)."""
+    return Where(config.stage, config.region, role_arn.split(":")[4], config.service)
 
 
 def write_outputs(
-    config: Config, outcome: Outcome, journal: Journal, fmt: Format = Format.JSON
+    config: Config,
+    outcome: Outcome,
+    journal: Journal,
+    fmt: Format = Format.JSON,
+    where: Where | None = None,
 ) -> str:
-    """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy."""
+    """policy.json and report.md in the state folder, --out in ``fmt``; the rendered policy.
+
+    ``where`` (``--portable``): ``fmt`` with parameters, and ``policy.portable.json``.
+    """
     state_dir = config.state_dir
     (state_dir / "policy.json").write_text(outcome.policy.render_json(), encoding="utf-8")
-    (state_dir / "report.md").write_text(render_report(read_events(journal.path)), encoding="utf-8")
-    rendered = render(outcome.policy, fmt, name=config.stack_name)
+    report = render_report(
+        read_events(journal.path), template_of(config.service_dir, config.template)
+    )
+    (state_dir / "report.md").write_text(report, encoding="utf-8")
+    if where is not None:
+        portable = render_portable_json(outcome.policy, where)
+        (state_dir / PORTABLE_FILE).write_text(portable, encoding="utf-8")
+    else:
+        # An earlier run's portable policy is not this policy: verify must not take it.
+        (state_dir / PORTABLE_FILE).unlink(missing_ok=True)
+    rendered = render(outcome.policy, fmt, name=config.stack_name, where=where)
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
         config.out.write_text(rendered, "utf-8")
@@ -854,13 +885,15 @@ def write_outputs(
 # --- verify -------------------------------------------------------------------------------
 
 
-def verify_parts(paths: Sequence[Path]) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
+def verify_parts(
+    paths: Sequence[Path], read: Callable[[Path], PolicyDocument] = load_policy
+) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
     """The policy to verify, and the managed policies to attach when it is not one inline policy.
 
     One file within the role's inline quota is put inline, as discover runs; several files (a
     split) or one over the quota are attached as managed policies, each within its quota.
     """
-    parts = [load_policy(p) for p in paths]
+    parts = [read(p) for p in paths]
     whole = PolicyDocument().with_grants(g for part in parts for g in part.grants)
     if len(parts) == 1 and whole.size() <= INLINE_ROLE_POLICIES_QUOTA:
         return whole, ()
@@ -927,6 +960,16 @@ def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> Ve
     verdicts: list[StepVerdict] = []
     with environment(config) as env:
         sandbox = make_sandbox(config, env)
+        if any(file_is_portable(p) for p in policy_paths):
+            # The portable form: this run's stage, region and account filled in.
+            where = _portable_where(config, env.role_arn)
+            policy, managed = verify_parts(policy_paths, lambda p: load_filled(p, where))
+            log.info(
+                "portable_policy_filled",
+                stage=where.stage,
+                region=where.region,
+                account=where.account,
+            )
         check_own_policy(
             sandbox.backup()["inline"].get(config.policy_name),
             policy_name=config.policy_name,

@@ -212,6 +212,14 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "deploymentRole template (.discover/policy.json stays JSON)",
         )
         parser.add_argument(
+            "--portable",
+            action="store_true",
+            default=None,
+            help="the stage, region and account as parameters in --format (CloudFormation "
+            "!Sub, Terraform variables, Serverless variables); also writes "
+            ".discover/policy.portable.json, which verify --stage fills in",
+        )
+        parser.add_argument(
             "--quiet", action="store_true", help="no progress on stderr, only warnings"
         )
         parser.add_argument(
@@ -436,6 +444,10 @@ def cmd_run(
         result = run_discover(config, hooks, fmt)
     out.write(result.rendered)
     _summarise(config, result)
+    if config.portable:
+        from discover.portable import portable_note
+
+        print(portable_note(config.state_dir, json_format=fmt is Format.JSON), file=sys.stderr)
     quota = check_quota(result.outcome.policy)
     if not quota.fits_managed:
         print(f"discover: policy size: {quota.describe()}", file=sys.stderr)
@@ -595,7 +607,9 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     if not events:
         msg = f"no journal at {path}"
         raise DiscoverError(msg, tip="Run discover in this service folder first.", exit_code=2)
-    report = render_report(events)
+    from discover.not_exercised import template_of
+
+    report = render_report(events, template_of(state_dir.parent))
     (state_dir / "report.md").write_text(report, encoding="utf-8")
     out.write(report)
     return 0

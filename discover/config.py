@@ -96,6 +96,8 @@ class Config:
     trail_timeout_s: float = 900.0
     tool: str = "serverless"
     phases: tuple[Phase, ...] = (Phase.CREATE,)
+    # The stage, region and account as parameters in every format (discover.portable).
+    portable: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -127,6 +129,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "tool": str,
     "phases": list,
     "remove_command": list,
+    "portable": bool,
 }
 
 
@@ -347,6 +350,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         template=template,
         trail_timeout_s=float(pick("trail_timeout", 60.0 if local else 900.0)),
         tool=tool.name.value,
+        portable=bool(pick("portable", False)),
     )
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from discover import iamdb
 from discover.gate import review_section
+from discover.not_exercised import exercised, template_types
+from discover.not_exercised import render_section as render_not_exercised
 from discover.policy import Grant, PolicyDocument, check_quota, covers
 from discover.risks import md_code, md_text, render_flags, review_flags
 from discover.run_events import (
@@ -222,8 +225,12 @@ def _phases_section(events: Sequence[Event], evidence: Sequence[Evidence]) -> li
     return ["", *lines]
 
 
-def render_report(events: Sequence[Event]) -> str:
-    """The Markdown report for one journal's events."""
+def render_report(events: Sequence[Event], template: Mapping[str, Any] | None = None) -> str:
+    """The Markdown report for one journal's events.
+
+    ``template`` (the one the run deployed): its types' update and delete handler permissions
+    the run did not exercise, listed under "Not exercised" (``discover.not_exercised``).
+    """
     policy = last_policy(events)
     evidence = evidence_of(events)
     flags = review_flags(policy, evidence)
@@ -240,6 +247,8 @@ def render_report(events: Sequence[Event]) -> str:
             lines += ["", f"Managed policy {number} of {len(quota.parts)} ({part.size():,}):", ""]
             lines += _fenced(part.render_json(), "json")
     lines += _phases_section(events, evidence)
+    unexercised = render_not_exercised(template_types(template), policy, exercised(events))
+    lines += ["", *unexercised] if unexercised else []
     lines += ["", *_evidence_section(policy, evidence)]
     from discover.who_decided import render_decisions
 
