@@ -1241,6 +1241,48 @@ class StackOperation:
 # --- the caller ----------------------------------------------------------------------------
 
 
+CLOUDFORMATION_SERVICE = "cloudformation.amazonaws.com"
+SERVICE_ROLE_SESSION = "AWSCloudFormation"  # the session name CloudFormation gives its role
+
+
+def _trusts_cloudformation(role: Any) -> bool:
+    """True when the role's trust policy lets CloudFormation assume it."""
+    try:
+        trust = json.loads(role.assume_role_policy_document)
+    except (TypeError, ValueError):
+        return False
+    statements = trust.get("Statement") if isinstance(trust, Mapping) else None
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if not any(str(a).lower() in ("sts:assumerole", "sts:*", "*") for a in actions):
+            continue
+        principal = statement.get("Principal")
+        services = principal.get("Service") if isinstance(principal, Mapping) else None
+        services = services if isinstance(services, list) else [services]
+        if CLOUDFORMATION_SERVICE in services:
+            return True
+    return False
+
+
+def check_service_role(account: str, role_arn: str | None) -> None:
+    """Refuse a stack operation whose service role CloudFormation cannot assume, as AWS does
+    (a ``ValidationError`` at the call, before anything is created)."""
+    if not role_arn:
+        return
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.iam.exceptions import NotFoundException
+
+    try:
+        role = enforcement.iam_backend(account).get_role_by_arn(role_arn)
+    except NotFoundException:
+        role = None
+    if role is None or not _trusts_cloudformation(role):
+        raise ValidationError(message=f"Role {role_arn} is invalid or cannot be assumed")
+
+
 def caller_for(stack: Any, role_arn: str | None = None) -> Principal | None:
     """Whom CloudFormation acts as: the stack's service role if it has one, else the caller."""
     arn = role_arn or getattr(stack, "role_arn", None)
@@ -1252,7 +1294,9 @@ def caller_for(stack: Any, role_arn: str | None = None) -> Principal | None:
         except NotFoundException:
             role = None
         if role is not None:
-            return role_session(role, "AWSCloudFormation", str(stack.account_id))
+            # NOTE: CloudFormation acts as a session of the service role; AWS's denials and
+            # CloudTrail name it ``assumed-role/ROLE/AWSCloudFormation``.
+            return role_session(role, SERVICE_ROLE_SESSION, str(stack.account_id))
     return enforcement.current_principal()
 
 
@@ -1553,6 +1597,7 @@ __all__ = [
     "PlannedCheck",
     "StackOperation",
     "caller_for",
+    "check_service_role",
     "continue_update_rollback",
     "create_from_change_set",
     "create_stack_resources",
