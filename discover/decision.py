@@ -177,6 +177,8 @@ def _passes_service_role(grant: Grant, service_role: str) -> bool:
 
 
 def _confirmations(grant: Grant, rules: Rules) -> list[str]:
+    if rules.service_role_arn is not None and _passes_service_role(grant, rules.service_role_arn):
+        return []  # the service role the user named, passed to CloudFormation: the point
     action = grant.action
     lowered = action.lower()
     reasons = []
@@ -194,15 +196,7 @@ def _confirmations(grant: Grant, rules: Rules) -> list[str]:
         reasons.append("every resource (*), for an action IAM can scope")
     located = locate(action, grant.resource) if grant.resource != "*" else None
     kinds = {rt.key for rt in types} & IAM_IDENTITY_KINDS
-    passes = rules.service_role_arn is not None and _passes_service_role(
-        grant, rules.service_role_arn
-    )
-    if (
-        action.startswith("iam:")
-        and kinds
-        and (is_write(action) or action == "iam:PassRole")
-        and not passes  # the service role the user named: passing it is the point
-    ):
+    if action.startswith("iam:") and kinds and (is_write(action) or action == "iam:PassRole"):
         name = located[3] if located else None
         kind = located_kind(action, grant.resource)
         if name is None or kind is None or not rules.fence.creates_iam(kind, name):
