@@ -794,14 +794,23 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                 )
             except Exception:
                 write_partial(config, journal)
+                _write_service_policy(config, service)
                 raise
     wall = (datetime.now(UTC) - started).total_seconds()
     rendered = write_outputs(config, outcome, journal, fmt)
-    service_policy = service.policy if service is not None else None
-    if service_policy is not None:
-        path = state_dir / SERVICE_ROLE_POLICY_FILE
-        path.write_text(service_policy.render_json(), encoding="utf-8")
+    service_policy = _write_service_policy(config, service)
     return DiscoverResult(outcome, wall, rendered, others, service_policy)
+
+
+def _write_service_policy(
+    config: Config, service: ServiceRolePolicy | None
+) -> PolicyDocument | None:
+    """service-role-policy.json in the state folder (with --service-role)."""
+    if service is None:
+        return None
+    path = config.state_dir / SERVICE_ROLE_POLICY_FILE
+    path.write_text(service.policy.render_json(), encoding="utf-8")
+    return service.policy
 
 
 def _service_policy(

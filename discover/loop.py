@@ -28,7 +28,14 @@ from discover.iamdb import Action
 from discover.known_messages import KnownMessage, Target, find_known_messages
 from discover.ownership import Owner, attribute
 from discover.policy import PolicyDocument
-from discover.ports import Deployer, DeployResult, EventSink, Sandbox, Sessions
+from discover.ports import (
+    Deployer,
+    DeployResult,
+    EventSink,
+    Sandbox,
+    Sessions,
+    StackCleanupError,
+)
 from discover.run_events import (
     DenialsFound,
     Event,
@@ -288,7 +295,9 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
         expired_retries = 0
         while number <= last:
             started = now()
-            result, session = _run_once(deployer, sandbox, sessions, events, number, last=last)
+            result, session = _run_once(
+                deployer, sandbox, sessions, events, number, last=last, learn_cleanup=bool(service)
+            )
             session = session or settings.session_arn
             if result.succeeded or result.timed_out:
                 iterations.append(Iteration(number, result, (), (), policy))
@@ -424,9 +433,23 @@ def _run_once(
     number: int,
     *,
     last: int,
+    learn_cleanup: bool = False,
 ) -> tuple[DeployResult, str | None]:
-    """One deploy run, and the ARN of the session it ran as (when STS named it)."""
-    sandbox.prepare()
+    """One deploy run, and the ARN of the session it ran as (when STS named it).
+
+    ``learn_cleanup``: a stack that could not be deleted before the run is the run's failure
+    (with a service role its delete needs the role's permissions; the stack's events say
+    which), not an error.
+    """
+    try:
+        sandbox.prepare()
+    except StackCleanupError as failed:
+        if not learn_cleanup:
+            raise
+        events.emit(RunStarted(number, last))
+        result = DeployResult(1, f"{failed}\n", 0.0, timed_out=False)
+        events.emit(RunFinished(number, 1, 0.0, False, None, str(failed)[:300]))
+        return result, None
     credentials = sessions.current()
     events.emit(RunStarted(number, last))
     result = deployer.deploy(credentials, number)

@@ -53,8 +53,13 @@ def attribute(denial: Denial, session: str | None, service_session: str | None =
     (``service_role``): its denials are that role's, compared whole too, and only from a
     channel discover trusts (the stack's events): a resource handler's refusal reaches the
     deploy's output only as a copy of one, and text there naming that session is anyone's.
+    A stack event's denial that names no principal (``CreateLogGroup with Tags``) is the
+    service role's too: with one, CloudFormation makes every resource's calls as it.
     """
     if denial.principal is None:
+        if service_session is not None and denial.source.startswith("stack-event"):
+            # A resource's event with a service role: CloudFormation made the call as it.
+            return Owner.SERVICE_ROLE
         return Owner.TRUSTED if _trusted(denial.source) else Owner.UNATTRIBUTED
     if session is not None and denial.principal == session:
         return Owner.SESSION

@@ -104,7 +104,10 @@ def test_a_service_role_must_be_a_role_arn(text: str) -> None:
             "stack-event",
             Owner.FOREIGN,
         ),
-        ("nobody named, stack event", None, "stack-event", Owner.TRUSTED),
+        # With a service role, CloudFormation makes every resource's calls as it.
+        ("nobody named, stack event", None, "stack-event", Owner.SERVICE_ROLE),
+        ("nobody named, CLI message", None, "cli-message (GetObject)", Owner.TRUSTED),
+        ("nobody named, output", None, "output", Owner.UNATTRIBUTED),
     ],
 )
 def test_whose_denial(name: str, principal: str | None, source: str, owner: Owner) -> None:
