@@ -21,6 +21,7 @@ from discover.journal import Journal, read_events
 from discover.loop import LoopSettings, discover
 from discover.ownership import Owner, attribute
 from discover.policy import Grant, PolicyDocument
+from discover.ports import StackCleanupError
 from discover.report import render_report
 from discover.run_events import ServiceRoleGranted, StopReason, last_service_role_policy
 from discover.service_role import (
@@ -468,3 +469,59 @@ def test_without_a_service_role_its_denials_are_someone_elses(tmp_path: Path) ->
     )
     assert outcome.reason is StopReason.UNRESOLVED
     assert not outcome.policy.grants
+
+
+class CleanupSandbox(FakeSandbox):
+    """A sandbox whose first clean-up fails DELETE_FAILED: the service role lacked a delete."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures = 1
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.prepared == 2 and self.failures:
+            self.failures -= 1
+            msg = "could not delete stack demo-dev (DELETE_FAILED)"
+            raise StackCleanupError(msg, tip="Delete it by hand, then run again.")
+
+
+def test_a_stack_the_service_role_cannot_delete_is_learned(tmp_path: Path) -> None:
+    """Before run 2 the stack left by run 1 fails to delete (its role lacks iam:DeleteRole):
+    that is run 2's failure, the role is granted the delete, and run 3 deploys."""
+    delete_failed = stack_event(
+        SERVICE_SESSION, "iam:DeleteRole", LAMBDA_ROLE, "IamRoleLambdaExecution", "AWS::IAM::Role"
+    )
+    delete_failed["ResourceStatus"] = "DELETE_FAILED"
+    sandbox = CleanupSandbox(events_by_run={2: [delete_failed]})
+    service = ServiceRolePolicy(ServiceRole(SERVICE_ROLE), lambda _: None)
+    deployer = ScriptedDeployer(
+        [failed(denied("cloudformation:CreateChangeSet", STACK)), succeeded()]
+    )
+    outcome = discover(
+        deployer,
+        sandbox,
+        FakeSessions(),
+        Journal(tmp_path / "journal.jsonl"),
+        LoopSettings(max_iterations=4, propagation_waits_s=(), session_arn=SESSION),
+        sleep=lambda _: None,
+        now=Clock(),
+        service=service,
+    )
+    assert outcome.reason is StopReason.SUCCEEDED, outcome.detail
+    assert [n for n, _ in deployer.calls] == [1, 3]  # run 2 was the clean-up
+    assert set(service.policy.actions) == {"iam:DeleteRole"}
+
+
+def test_without_a_service_role_a_failed_clean_up_is_an_error(tmp_path: Path) -> None:
+    """The admin deletes with its own permissions: a DELETE_FAILED then is not the run's."""
+    with pytest.raises(StackCleanupError):
+        discover(
+            ScriptedDeployer([failed(denied("cloudformation:CreateChangeSet", STACK))]),
+            CleanupSandbox(),
+            FakeSessions(),
+            Journal(tmp_path / "journal.jsonl"),
+            LoopSettings(max_iterations=4, propagation_waits_s=(), session_arn=SESSION),
+            sleep=lambda _: None,
+            now=Clock(),
+        )

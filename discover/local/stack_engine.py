@@ -669,6 +669,7 @@ class StackOperation:
             if not physical_id_of(resource):
                 self._name_physically(resource, prepared)
         self.rmap._parsed_resources[prepared.logical_id] = resource
+        _made_props(self.stack)[prepared.logical_id] = copy.deepcopy(dict(prepared.props))
         return resource
 
     def _placeholder_id(self, prepared: _Prepared) -> str:
@@ -709,12 +710,20 @@ class StackOperation:
             self.rmap._delete_resource(resource, dict(body))
         self.rmap._parsed_resources.pop(logical_id, None)
 
-    def _resolved_props(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _resolved_props(
+        self, body: Mapping[str, Any], logical_id: str | None = None
+    ) -> Mapping[str, Any]:
         from moto.cloudformation import parsing
 
         try:
             cleaned = parsing.clean_json(copy.deepcopy(dict(body)), self.rmap)
-        except Exception:  # a reference to a resource already gone: use as written
+        except Exception:
+            # A reference to a resource already gone (a delete after a rollback that failed
+            # half way): CloudFormation acts on the properties it resolved when it made the
+            # resource; else they are used as written.
+            made = _made_props(self.stack).get(logical_id) if logical_id else None
+            if made is not None:
+                return made
             cleaned = dict(body)
         props = cleaned.get("Properties") or {}
         return props if isinstance(props, Mapping) else {}
@@ -1114,7 +1123,7 @@ class StackOperation:
                 physical_id=physical,
             )
             refusal = self._delete_as_caller(
-                logical_id, resource_type, physical, self._resolved_props(body)
+                logical_id, resource_type, physical, self._resolved_props(body, logical_id)
             )
             if refusal is None:
                 try:
@@ -1210,7 +1219,7 @@ class StackOperation:
                 physical_id=physical,
             )
             refusal = self._delete_as_caller(
-                logical_id, resource_type, physical, self._resolved_props(body)
+                logical_id, resource_type, physical, self._resolved_props(body, logical_id)
             )
             if refusal is None:
                 try:
@@ -1236,6 +1245,15 @@ class StackOperation:
                 physical_id=physical,
             )
         return failed
+
+
+def _made_props(stack: Any) -> dict[str, Mapping[str, Any]]:
+    """The properties each resource of ``stack`` was made with, resolved (by logical id)."""
+    made: dict[str, Mapping[str, Any]] | None = getattr(stack, "_discover_made_props", None)
+    if made is None:
+        made = {}
+        stack._discover_made_props = made
+    return made
 
 
 # --- the caller ----------------------------------------------------------------------------
