@@ -123,8 +123,11 @@ def _looks_random(token: str) -> bool:
 
 def _names_logical_id(stem: str, logical_id: str) -> bool:
     # CloudFormation names what the template leaves unnamed STACK-LOGICALID-SUFFIX, cutting
-    # the logical id short when the name would be too long.
-    return logical_id.lower()[: min(len(logical_id), 8)] in stem.lower()
+    # the logical id short when the name would be too long: the stem's last segment is the
+    # logical id or its start (a service named like the logical id is not enough).
+    last = stem.lower().rstrip("-").rsplit("-", 1)[-1]
+    wanted = logical_id.lower()
+    return bool(last) and wanted.startswith(last) and len(last) >= min(len(wanted), 8)
 
 
 @dataclass(frozen=True, slots=True)

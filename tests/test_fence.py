@@ -227,3 +227,70 @@ def test_the_stacks_a_cli_keeps_for_itself_are_the_deploys() -> None:
         stack_name="orders", service=None, stage="dev", region="us-east-1", account=ACCOUNT
     )
     assert not bare.contains(Action("cloudformation:CreateChangeSet"), stack)
+
+
+RESOURCES = {
+    "Layer": {"Type": "AWS::Lambda::LayerVersion", "Properties": {"LayerName": "shared"}},
+    "Filter": {
+        "Type": "AWS::Logs::SubscriptionFilter",
+        "Properties": {"FilterName": "audit-filter", "LogGroupName": "/elsewhere/prod"},
+    },
+    "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Name": "orders-dev"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "resource", "inside"),
+    [
+        (
+            "a layer named by LayerName",
+            "lambda:PublishLayerVersion",
+            "arn:aws:lambda:us-east-1:ACCT:layer:shared",
+            True,
+        ),
+        (
+            "another layer",
+            "lambda:PublishLayerVersion",
+            "arn:aws:lambda:us-east-1:ACCT:layer:other",
+            False,
+        ),
+        (
+            "a log group a filter only points at",
+            "logs:DeleteLogGroup",
+            "arn:aws:logs:us-east-1:ACCT:log-group:/elsewhere/prod",
+            False,
+        ),
+        (
+            "HTTP APIs: a type the IAM data gives POST not",
+            "apigateway:POST",
+            "arn:aws:apigateway:us-east-1::/apis",
+            True,
+        ),
+        (
+            "an AWS-hosted transform",
+            "cloudformation:CreateChangeSet",
+            "arn:aws:cloudformation:us-east-1:aws:transform/Serverless-2016-10-31",
+            True,
+        ),
+        (
+            "a transform in another account",
+            "cloudformation:CreateChangeSet",
+            "arn:aws:cloudformation:us-east-1:999999999999:transform/Serverless-2016-10-31",
+            False,
+        ),
+    ],
+)
+def test_names_and_types_the_iam_data_or_the_type_name_do_not_spell(
+    name: str, action: str, resource: str, inside: bool
+) -> None:
+    """Names from ``XName`` where X is part of the type's name, types found by the service."""
+    fence = build_fence(
+        stack_name="orders-dev",
+        service="orders",
+        stage="dev",
+        region="us-east-1",
+        account=ACCOUNT,
+        template={"Resources": RESOURCES},
+    )
+    arn = resource.replace("ACCT", ACCOUNT)
+    assert fence.contains(Action(action), arn) is inside, (name, fence.outside(Action(action), arn))

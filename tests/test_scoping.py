@@ -286,6 +286,25 @@ def test_a_name_cloudformation_generated_uses_the_logical_id() -> None:
     assert without.grant.resource == arn  # without the event, all letters do not look random
 
 
+@pytest.mark.parametrize(
+    ("name", "role", "logical_id"),
+    [
+        ("a service named like the logical id", "pipeline-worker-dev-pipeline", "PipelineRole"),
+        ("the logical id inside the stack name", "orders-dev-queuerole", "QueueRole"),
+    ],
+)
+def test_a_named_role_is_not_taken_for_a_generated_one(
+    name: str, role: str, logical_id: str
+) -> None:
+    """A role the template names (its last word a word, not CloudFormation's suffix) stays
+    exact, even when its logical id resembles the service's name."""
+    arn = f"arn:aws:iam::{ACCOUNT}:role/{role}"
+    origin = denial("iam:CreateRole", arn, source="stack-event", at=(logical_id, "AWS::IAM::Role"))
+    scoped = scope(Action("iam:CreateRole"), arn, origin=origin)
+    assert scoped is not None
+    assert scoped.grant.resource == arn, name
+
+
 def g(action: str, resource: str) -> Grant:
     return Grant(Action(action), resource)
 
