@@ -26,7 +26,7 @@ from discover.formats import Format, render
 from discover.gate import FenceInputs, Gate, check_own_policy
 from discover.journal import Journal, read_events
 from discover.journal_auth import Signer, authenticated_events, load_key, trusted_backup
-from discover.lifecycle import Phase, Step, steps
+from discover.lifecycle import Step, steps
 from discover.lock import RunLock
 from discover.loop import (
     GrantStrategy,
@@ -338,7 +338,7 @@ def make_gate(  # noqa: PLR0917 - the run's pieces, in the order open_journal ha
             account=env.role_arn.split(":")[4],
             service_dir=config.service_dir,
             deployment_bucket=config.deployment_bucket,
-            template=_fence_template(config),
+            template=_fence_template(config, env.role_arn.split(":")[4]),
             managed_stacks=tool_of(config).managed_stacks,
         ),
         role_arn=env.role_arn,
@@ -372,7 +372,7 @@ def _refused(decision: Decision, confirm: Callable[[Decision], bool]) -> bool:
     return True
 
 
-def _fence_template(config: Config) -> Callable[[Path], Mapping[str, Any] | None]:
+def _fence_template(config: Config, account: str) -> Callable[[Path], Mapping[str, Any] | None]:
     """The template the fence is drawn from: the one a deploy left in the service folder, else
     ``--template``, else the service packaged once (the first grants come before any deploy)."""
     import json
@@ -380,11 +380,26 @@ def _fence_template(config: Config) -> Callable[[Path], Mapping[str, Any] | None
     import tempfile
 
     from discover.fence import read_packaged_template
-    from discover.template import TemplateError, package_serverless
+    from discover.template import TemplateError, package_serverless, read_sam, sam_template_of
 
     once: list[Mapping[str, Any] | None] = []
 
+    def expanded_sam() -> Mapping[str, Any] | None:
+        sam = sam_template_of(config.service_dir)
+        try:
+            return (
+                None
+                if sam is None
+                else read_sam(
+                    sam, region=config.region, account=account, stack_name=config.stack_name
+                )
+            )
+        except TemplateError:
+            return None
+
     def packaged() -> Mapping[str, Any] | None:
+        if config.template is None and config.tool == "sam":
+            return expanded_sam()
         if config.template is not None:
             try:
                 data = json.loads(config.template.read_text(encoding="utf-8"))
@@ -548,19 +563,28 @@ def run_steps(
     refuse: Refuse,
     strategy: GrantStrategy | None = None,
     refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
+    announce: bool = True,
     service: ServiceRolePolicy | None = None,
 ) -> Outcome:
-    """The loop once per step, each starting from the policy the steps before it learned.
+    """The loop once per step, each starting from the policy the steps before it learned,
+    all within ``settings.max_iterations`` runs.
 
-    Stops at the first step that does not succeed; the last ``Stopped`` is the run's.
+    Stops at the first step that does not succeed; the last ``Stopped`` is the run's (and,
+    with ``announce``, the success of all of them).
     """
     policy = settings.initial_policy
     number = settings.first_iteration
     iterations: list[Any] = []
     for step in workflow:
+        if len(iterations) >= settings.max_iterations:
+            return _out_of_runs(settings, iterations, policy, events)
         events.emit(PhaseStarted(step.phase.value, step.name, number))
         step_settings = replace(
-            settings, initial_policy=policy, first_iteration=number, announce_success=False
+            settings,
+            initial_policy=policy,
+            first_iteration=number,
+            announce_success=False,
+            max_iterations=max(settings.max_iterations - len(iterations), 1),
         )
         outcome = discover(
             deployer_for(step),
@@ -579,9 +603,29 @@ def run_steps(
         if outcome.reason is not StopReason.SUCCEEDED:
             detail = f"{step.name}: {outcome.detail}"
             return replace(outcome, iterations=tuple(iterations), detail=detail)
+    return _passed(workflow, iterations, policy, events if announce else None)
+
+
+def _out_of_runs(
+    settings: LoopSettings, iterations: Sequence[Any], policy: PolicyDocument, events: EventSink
+) -> Outcome:
+    """The runs allowed were spent before the last step."""
+    detail = f"not converged after {settings.max_iterations} run(s)"
+    events.emit(Stopped(StopReason.LIMIT, detail))
+    return Outcome(tuple(iterations), policy, StopReason.LIMIT, detail)
+
+
+def _passed(
+    workflow: Sequence[Step],
+    iterations: Sequence[Any],
+    policy: PolicyDocument,
+    events: EventSink | None,
+) -> Outcome:
+    """Every step passed: the outcome, and its ``Stopped`` when ``events`` is given."""
     names = ", ".join(step.name for step in workflow)
     detail = f"{names} passed after {len(iterations)} run(s)"
-    events.emit(Stopped(StopReason.SUCCEEDED, detail))
+    if events is not None:
+        events.emit(Stopped(StopReason.SUCCEEDED, detail))
     return Outcome(tuple(iterations), policy, StopReason.SUCCEEDED, detail)
 
 
@@ -599,20 +643,35 @@ def run_with_strategy(
     approver: Any = None,
     service: ServiceRolePolicy | None = None,
 ) -> Outcome:
-    """The steps as the configured strategy runs them (``discover.strategies``): the
-    predicting one for the create step, the loop for the steps after it (and for a resumed
-    run, whose predictions were granted already)."""
+    """The steps as the configured strategy runs them (``discover.strategies``).
+
+    With ``predicted``, each step that changes the stack (create, update, remove) is predicted
+    from the template's handlers and the CLI's calls for it, deployed once, kept to what the
+    trail shows it used, and proven; the no-op update, which makes no resource call, is learned
+    by the loop. A resumed run goes on with the loop (its predictions were granted already).
+    """
     from discover.strategies import FirstDenialOnly, Strategy
 
     one: Any = FirstDenialOnly() if config.strategy == Strategy.ONE_AT_A_TIME.value else None
     if approver is not None:  # --approve: asks about what the strategy chose
         one = approver.bind(events, one)
-    predicting = (
-        config.strategy == Strategy.PREDICTED.value
-        and not config.resume
-        and bool(workflow)
-        and workflow[0].phase is Phase.CREATE
-    )
+
+    def looped(some: Sequence[Step], at: LoopSettings, *, announce: bool = True) -> Outcome:
+        return run_steps(
+            some,
+            deployer_for,
+            sandbox=sandbox,
+            sessions=make_sessions(config, env),
+            events=events,
+            settings=at,
+            refuse=refuse,
+            strategy=one,
+            refine=refine,
+            announce=announce,
+            service=service,
+        )
+
+    predicting = config.strategy == Strategy.PREDICTED.value and not config.resume
     if predicting and service is not None:
         # The predictions are made for one role; with a service role each run's denials are
         # routed to the role that met them, as the observed strategy learns them.
@@ -621,37 +680,45 @@ def run_with_strategy(
             detail="with --service-role every denial is learned from the runs (observed)",
         )
         predicting = False
-    if not predicting:
-        return run_steps(
-            workflow,
-            deployer_for,
-            sandbox=sandbox,
-            sessions=make_sessions(config, env),
-            events=events,
-            settings=settings,
-            refuse=refuse,
-            strategy=one,
-            refine=refine,
-            service=service,
+    if not predicting or not workflow:
+        return looped(workflow, settings)
+    iterations: list[Any] = []
+    policy = settings.initial_policy
+    number = settings.first_iteration
+    for step in workflow:
+        left = settings.max_iterations - len(iterations)
+        if left < 1:
+            return _out_of_runs(settings, iterations, policy, events)
+        at = replace(
+            settings,
+            initial_policy=policy,
+            first_iteration=number,
+            max_iterations=max(left, 1),
+            announce_success=False,
         )
-    create = workflow[0]
-    events.emit(PhaseStarted(create.phase.value, create.name, settings.first_iteration))
-    alone = replace(settings, announce_success=len(workflow) == 1)
-    first = _predicted(config, env, deployer_for(create), sandbox, events, alone, refuse)
-    if first.reason is not StopReason.SUCCEEDED or len(workflow) == 1:
-        return first
-    number = first.iterations[-1].number + 1 if first.iterations else settings.first_iteration
-    rest = run_steps(
-        workflow[1:],
-        deployer_for,
-        sandbox=sandbox,
-        sessions=make_sessions(config, env),
-        events=events,
-        settings=replace(settings, initial_policy=first.policy, first_iteration=number),
-        refuse=refuse,
-        refine=refine,
-    )
-    return replace(rest, iterations=first.iterations + rest.iterations)
+        predicted = _PREDICTED_STEPS.get(step.name)
+        if predicted is None:
+            outcome = looped([step], at, announce=False)
+        else:
+            events.emit(PhaseStarted(step.phase.value, step.name, number))
+            outcome = _predicted(
+                config, env, deployer_for(step), sandbox, events, at, refuse, predicted
+            )
+        iterations += outcome.iterations
+        policy = outcome.policy
+        number = iterations[-1].number + 1 if iterations else number
+        if outcome.reason is not StopReason.SUCCEEDED:
+            detail = outcome.detail if len(workflow) == 1 else f"{step.name}: {outcome.detail}"
+            return replace(outcome, iterations=tuple(iterations), detail=detail)
+    return _passed(workflow, iterations, policy, events)
+
+
+# The steps the predicted strategy predicts: the resources' handler and the CLI's command.
+_PREDICTED_STEPS = {
+    "create": ("create", "deploy"),
+    "update": ("update", "deploy"),
+    "remove": ("delete", "remove"),
+}
 
 
 def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order run_steps has them
@@ -662,6 +729,7 @@ def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order r
     events: EventSink,
     settings: LoopSettings,
     refuse: Refuse,
+    operation: tuple[str, str] = ("create", "deploy"),
 ) -> Outcome:
     from discover.credentials import assume_role
     from discover.strategies import PredictedPorts, PredictedSettings, discover_predicted
@@ -702,6 +770,8 @@ def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order r
             keep_predicted=config.keep_predicted,
             # The CLI's own calls are known for the Serverless CLI's deploy, not for a command.
             cli="serverless" if serverless else None,
+            operation=operation[0],
+            command=operation[1],
         ),
         refuse=refuse,
     )

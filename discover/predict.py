@@ -258,7 +258,12 @@ def _handler_actions(
     tag_actions: list[Action] = []
     tag_property = str(tagging.get("tagProperty", "/properties/Tags")).removeprefix("/properties/")
     propagated = stack_tagged and tagging.get("tagOnCreate", True) is not False
-    if tagging.get("taggable") and (resource.properties.get(tag_property) or propagated):
+    creating = operation == "create"  # tags are written when a resource is made
+    if (
+        creating
+        and tagging.get("taggable")
+        and (resource.properties.get(tag_property) or propagated)
+    ):
         tag_actions = [
             a
             for a in _canonical(tagging.get("permissions") or [])
@@ -521,13 +526,14 @@ def predict_resource(
 
 
 @cache
-def cli_calls(cli: str) -> tuple[Mapping[str, str], ...]:
-    """The calls a deploy CLI makes itself, as recorded in ``discover/data/CLI.json``."""
+def cli_calls(cli: str, command: str = "deploy") -> tuple[Mapping[str, str], ...]:
+    """The calls a deploy CLI makes itself in ``command`` (deploy, remove), as recorded in
+    ``discover/data/CLI.json``."""
     path = package_data.files("discover") / "data" / f"{cli}.json"
     if not path.is_file():
         return ()
     data = json.loads(path.read_text(encoding="utf-8"))
-    return tuple(data["deploy"])
+    return tuple(data.get(command, ()))
 
 
 def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:
@@ -553,11 +559,13 @@ def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:
     return []
 
 
-def predict_cli(template: ServiceTemplate, cli: str = "serverless") -> list[Prediction]:
+def predict_cli(
+    template: ServiceTemplate, cli: str = "serverless", command: str = "deploy"
+) -> list[Prediction]:
     """The CLI's own calls, on the service's own stack, bucket, artifacts and functions."""
     found: list[Prediction] = []
     bucket = template.resource(template.deployment_bucket or "")
-    for call in cli_calls(cli):
+    for call in cli_calls(cli, command):
         action = iamdb.canonical_action(call["action"])
         if action is None:
             continue
@@ -565,21 +573,26 @@ def predict_cli(template: ServiceTemplate, cli: str = "serverless") -> list[Pred
             origin = bucket if call["on"] in {"deployment-bucket", "artifacts"} else None
             scoped = _scoped(action, arn, origin)
             if scoped is not None:
-                why = f"{cli} deploy: {call['call']}"
+                why = f"{cli} {command}: {call['call']}"
                 found.append(Prediction(scoped[0], Source.CLI, why, scoped[1]))
     return found
 
 
 def predict(
-    template: ServiceTemplate, *, cli: str | None = "serverless", operation: str = "create"
+    template: ServiceTemplate,
+    *,
+    cli: str | None = "serverless",
+    operation: str = "create",
+    command: str = "deploy",
 ) -> tuple[Prediction, ...]:
-    """Everything the deploy of ``template`` is predicted to need, one prediction per grant
-    (the first reason kept), sorted."""
+    """Everything one step of ``template``'s life is predicted to need, one prediction per
+    grant (the first reason kept), sorted: each resource's ``operation`` handler (create,
+    update, delete) and the CLI's own calls in ``command`` (deploy, remove)."""
     found: list[Prediction] = []
     for resource in template.resources:
         found += predict_resource(resource, template, operation)
     if cli is not None:
-        found += predict_cli(template, cli)
+        found += predict_cli(template, cli, command)
     unique: dict[Grant, Prediction] = {}
     for prediction in found:
         unique.setdefault(prediction.grant, prediction)

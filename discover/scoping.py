@@ -282,7 +282,7 @@ def generalise(
         return _generalise_in_format(arn, rt.key, found, context)
     if "*" in arn:
         return None
-    learned = _learned_segments(action, arn, granted) or _generated_path_ids(action, arn)
+    learned = _generated_path_ids(action, arn) or _learned_segments(action, arn, granted)
     if learned is not None:
         return learned
     return arn, "exact ARN, as denied (no resource type of the action has its format)"
@@ -337,6 +337,8 @@ def _learned_segments(action: Action, arn: str, granted: Iterable[Grant]) -> tup
         if len(other) != len(segments) or other[0] != segments[0]:
             continue
         differ = {i for i, (a, b) in enumerate(zip(segments, other, strict=True)) if a != b}
+        if any(i - 1 in differ for i in differ):
+            continue  # an id changes under the same parent, not a path into another collection
         if all(
             _ID_SEGMENT.match(segments[i]) and (other[i] == "*" or _ID_SEGMENT.match(other[i]))
             for i in differ

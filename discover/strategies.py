@@ -239,6 +239,10 @@ class PredictedSettings:
     loop: LoopSettings
     keep_predicted: bool = False
     cli: str | None = "serverless"
+    # The step predicted: the resources' handler (create, update, delete) and the CLI command
+    # (deploy, remove). A step after the create deploys the stack first (its deployer does).
+    operation: str = "create"
+    command: str = "deploy"
 
 
 @dataclass
@@ -353,7 +357,12 @@ class _Predicted:
     def predictions(self) -> list[Prediction]:
         """The template's predictions; high-risk ones only as the same confirmation allows."""
         base = self.settings.loop.initial_policy
-        found = predict(self.ports.template.load(), cli=self.settings.cli)
+        found = predict(
+            self.ports.template.load(),
+            cli=self.settings.cli,
+            operation=self.settings.operation,
+            command=self.settings.command,
+        )
         fresh = [p for p in found if p.grant not in base.grants]
         refused = {e.grant for e in self.refuse([_prediction_evidence(p) for p in fresh])}
         allowed = [p for p in fresh if p.grant not in refused]

@@ -242,6 +242,10 @@ def load_template(
         document = json.loads(text)
     except ValueError:
         document = _yaml(text, path)
+    if isinstance(document, dict) and _declares_sam(document):
+        document = expand_sam(
+            document, path=path, region=region, account=account, stack_name=stack_name
+        )
     resources = document.get("Resources") if isinstance(document, Mapping) else None
     if not isinstance(resources, Mapping) or not resources:
         msg = f"{path}: not a CloudFormation template (no Resources)"
@@ -267,6 +271,100 @@ def load_template(
         deployment_bucket=bucket,
         stack_tags=tags,
     )
+
+
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def _declares_sam(document: Mapping[str, Any]) -> bool:
+    transform = document.get("Transform")
+    names = transform if isinstance(transform, list) else [transform]
+    return SAM_TRANSFORM in names
+
+
+def expand_sam(
+    document: dict[str, Any], *, path: Path, region: str, account: str, stack_name: str
+) -> dict[str, Any]:
+    """A SAM template as CloudFormation processes it: the SAM translator's output (the library
+    the hosted transform is built on), read offline with the managed policies it bundles.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/transform-aws-serverless.html
+    """
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    document = _as_packaged(document)
+    values = {"AWS::Region": region, "AWS::AccountId": account, "AWS::StackName": stack_name}
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+    try:
+        processed: dict[str, Any] = translator.translate(
+            document, parameter_values=values, get_managed_policy_map=dict
+        )
+    except InvalidDocumentException as exc:
+        causes = "; ".join(str(c) for c in exc.causes)[:300]
+        msg = f"{path}: the SAM transform refuses it ({causes or exc})"
+        raise TemplateError(msg, tip="sam validate says more.") from None
+    return processed
+
+
+# The local paths ``sam deploy`` uploads before the transform sees the template, by type.
+_SAM_LOCAL_PATHS = {
+    "AWS::Serverless::Function": "CodeUri",
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Serverless::Api": "DefinitionUri",
+    "AWS::Serverless::HttpApi": "DefinitionUri",
+    "AWS::Serverless::StateMachine": "DefinitionUri",
+}
+# Where SAM's managed artifact bucket puts them (its name ends in a generated suffix).
+_SAM_ARTIFACTS = "s3://aws-sam-cli-managed-default-samclisourcebucket-0a1b2c3d4e5f/{}"
+
+
+def _as_packaged(document: dict[str, Any]) -> dict[str, Any]:
+    """The template as ``sam deploy`` hands it over: local paths replaced by S3 URIs."""
+    out: dict[str, Any] = json.loads(json.dumps(document))
+
+    def package(properties: Any, key: str, logical_id: str) -> None:
+        if isinstance(properties, dict):
+            value = properties.get(key)
+            if isinstance(value, str) and not value.startswith("s3://"):
+                properties[key] = _SAM_ARTIFACTS.format(logical_id)
+
+    globals_ = out.get("Globals")
+    if isinstance(globals_, dict):
+        package(globals_.get("Function"), "CodeUri", "globals")
+    resources = out.get("Resources")
+    for logical_id, body in resources.items() if isinstance(resources, dict) else ():
+        key = _SAM_LOCAL_PATHS.get(str(body.get("Type"))) if isinstance(body, dict) else None
+        if key is not None:
+            package(body.get("Properties"), key, str(logical_id))
+    return out
+
+
+def read_sam(path: Path, *, region: str, account: str, stack_name: str) -> dict[str, Any]:
+    """The SAM template at ``path``, expanded (raises ``TemplateError`` when it cannot be)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"{path}: cannot read the template ({exc.strerror})"
+        raise TemplateError(msg) from exc
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = _yaml(text, path)
+    if not isinstance(document, dict):
+        msg = f"{path}: not a SAM template"
+        raise TemplateError(msg)
+    return expand_sam(document, path=path, region=region, account=account, stack_name=stack_name)
+
+
+def sam_template_of(service_dir: Path) -> Path | None:
+    """The service folder's SAM template (``template.yaml`` ...), when it declares SAM."""
+    for name in ("template.yaml", "template.yml", "template.json"):
+        path = service_dir / name
+        if path.is_file() and SAM_TRANSFORM in path.read_text("utf-8", errors="replace"):
+            return path
+    return None
 
 
 def _yaml(text: str, path: Path) -> Any:
@@ -500,9 +598,10 @@ class TemplateSource:
     service: str | None = None
 
     def load(self) -> ServiceTemplate:
-        if self.template is not None:
+        template = self.template or sam_template_of(self.service_dir)
+        if template is not None:
             return load_template(
-                self.template,
+                template,
                 service=self.service or self.stack_name,
                 stage=self.stage,
                 region=self.region,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -87,10 +88,14 @@ def service_copy(tmp_path: Path) -> Callable[[str], Path]:
 
 
 def run_discover(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """``python -m discover ARGS`` in ``cwd``, as a user runs it."""
+    """``python -m discover ARGS`` in ``cwd``, as a user runs it: no terminal, and none of
+    this machine's AWS settings (the local sandbox is the only account)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     return subprocess.run(
         [sys.executable, "-m", "discover", *args],
         cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -249,3 +249,28 @@ def test_stack_tags_propagate_to_taggable_resources(tmp_path: Path) -> None:
     (tag,) = [p for p in predict(tagged, cli=None) if p.grant.action == "iam:TagRole"]
     assert tag.source is Source.TAGGING
     assert tag.grant.resource == ROLE
+
+
+def test_the_remove_step_predicts_delete_handlers_and_the_clis_remove_calls(
+    tmp_path: Path,
+) -> None:
+    """``remove``: each resource's delete handler and the CLI's own calls when it removes
+    (emptying the bucket, DeleteStack); no tagging (nothing is made) and no create call."""
+    from discover.predict import cli_calls
+
+    template = template_of(
+        tmp_path,
+        {
+            "T": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "app-dev-items"}},
+            "Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "app-dev-jobs"}},
+        },
+    )
+    found = predict(template, cli=None, operation="delete", command="remove")
+    actions = {p.grant.action for p in found}
+    assert {"dynamodb:DeleteTable", "sqs:DeleteQueue"} <= actions
+    assert not {a for a in actions if a.endswith((":CreateTable", ":CreateQueue", ":TagResource"))}
+    remove = {c["action"] for c in cli_calls("serverless", "remove")}
+    assert {"cloudformation:DeleteStack", "s3:DeleteObject"} <= remove
+    for call in cli_calls("serverless", "remove"):
+        assert iamdb.is_known_action(call["action"]), call
+    assert "cloudformation:DeleteStack" not in {c["action"] for c in cli_calls("serverless")}

@@ -337,6 +337,18 @@ BUCKET_PATTERN = "arn:aws:s3:::demo-dev-serverlessdeploymentbucket-*"
             "arn:aws:s3:::demo-dev-serverlessdeploymentbucket-logs-archive",
         ),
         (
+            "another API's collection is not an id that changed",
+            "apigateway:POST",
+            "arn:aws:apigateway:us-east-1::/apis/ds6l9udd41/integrations",
+            [
+                g(
+                    "apigateway:POST",
+                    "arn:aws:apigateway:us-east-1::/restapis/9xm9ehuyww/deployments",
+                )
+            ],
+            "arn:aws:apigateway:us-east-1::/apis/*/integrations",
+        ),
+        (
             "a REST API id that changed between runs",
             "apigateway:GET",
             "arn:aws:apigateway:us-east-1::/restapis/nifvrgqdwp",

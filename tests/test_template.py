@@ -17,6 +17,7 @@ from discover.template import (
     load_template,
     name_property,
     package_serverless,
+    sam_template_of,
     serverless_template,
 )
 from tests.conftest import OSLS
@@ -176,3 +177,55 @@ def test_name_property_from_the_schema(resource_type: str, prop: str | None) -> 
 
 def test_osls_is_pinned() -> None:
     assert OSLS.name == "osls"
+
+
+SAM_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.12
+    CodeUri: src/
+Resources:
+  Api:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Policies:
+        - DynamoDBReadPolicy:
+            TableName: !Ref Table
+      Events:
+        Get:
+          Type: Api
+          Properties: {Path: /items, Method: get}
+  Table:
+    Type: AWS::Serverless::SimpleTable
+"""
+
+
+def test_a_sam_template_is_read_as_the_transform_expands_it(tmp_path: Path) -> None:
+    """Local code paths as ``sam deploy`` uploads them, then the SAM translator: the function,
+    its role, the REST API SAM adds for an Api event, the table; no ``AWS::Serverless`` left."""
+    path = tmp_path / "template.yaml"
+    path.write_text(SAM_TEMPLATE)
+    template = load_template(
+        path, service="app", stage="dev", region="us-east-1", account=ACCOUNT, stack_name="app"
+    )
+    types = {r.logical_id: r.type for r in template.resources}
+    assert types["Api"] == "AWS::Lambda::Function"
+    assert types["ApiRole"] == "AWS::IAM::Role"
+    assert types["ServerlessRestApi"] == "AWS::ApiGateway::RestApi"
+    assert types["Table"] == "AWS::DynamoDB::Table"
+    assert not [t for t in types.values() if t.startswith("AWS::Serverless::")]
+    assert sam_template_of(tmp_path) == path
+
+
+def test_a_sam_template_the_transform_refuses_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {Handler: 3}\n"
+    )
+    with pytest.raises(TemplateError, match="the SAM transform refuses it"):
+        load_template(
+            path, service="a", stage="d", region="us-east-1", account=ACCOUNT, stack_name="a"
+        )
