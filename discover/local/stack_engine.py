@@ -715,15 +715,15 @@ class StackOperation:
     ) -> Mapping[str, Any]:
         from moto.cloudformation import parsing
 
+        # A delete (``logical_id`` given) acts on the resource as CloudFormation made it: what
+        # it references may be gone already (a delete after a rollback that failed half way),
+        # and resolving it again would name nothing.
+        made = _made_props(self.stack).get(logical_id) if logical_id else None
+        if made is not None:
+            return made
         try:
             cleaned = parsing.clean_json(copy.deepcopy(dict(body)), self.rmap)
-        except Exception:
-            # A reference to a resource already gone (a delete after a rollback that failed
-            # half way): CloudFormation acts on the properties it resolved when it made the
-            # resource; else they are used as written.
-            made = _made_props(self.stack).get(logical_id) if logical_id else None
-            if made is not None:
-                return made
+        except Exception:  # a reference to a resource already gone: use as written
             cleaned = dict(body)
         props = cleaned.get("Properties") or {}
         return props if isinstance(props, Mapping) else {}
