@@ -500,7 +500,7 @@ def _summarise(config: Config, result: DiscoverResult) -> None:
     lines.append(f"  policy: {state / 'policy.json'}")
     if result.service_role_policy is not None:
         count = len(result.service_role_policy.actions)
-        lines[0] = lines[0].replace(" action(s)", f" + {count} for the service role")
+        lines[0] = lines[0].replace(" action(s),", f" action(s) + {count} for the service role,")
         lines.append(f"  service role's policy: {state / 'service-role-policy.json'}")
     lines.append(f"  report: {state / 'report.md'}")
     lines.append(f"  journal: {state / 'journal.jsonl'}; run logs: {state / 'iterations'}/")

@@ -17,8 +17,10 @@ import pytest
 
 from discover.journal import read_journal
 from tests.conftest import run_discover
+from tests.test_sam_e2e import sam
 
 pytestmark = pytest.mark.e2e
+__all__ = ["sam"]  # the fixture, shared with the SAM tests
 
 SERVICE_ROLE = "arn:aws:iam::123456789012:role/discover-cloudformation"
 HANDLER_ACTIONS = {"iam:CreateRole", "lambda:CreateFunction", "apigateway:POST"}
@@ -102,3 +104,35 @@ def test_hello_with_a_service_role(service_copy: Callable[[str], Path], osls: Pa
     assert code == 1, stderr[-3000:]
     assert verdict["lacking"] == "caller"
     assert verdict["first_denial"]["action"] == "cloudformation:ExecuteChangeSet"
+
+
+def test_sam_with_a_service_role(service_copy: Callable[[str], Path], sam: Path) -> None:
+    """sam deploy --role-arn: the application's resources grow the service role's policy; SAM's
+    own artifact stack, which SAM creates without the role, stays the caller's (as on AWS);
+    verify proves the pair."""
+    folder = service_copy("sam-orders")
+    options = ("--local", "--cli", str(sam), "--phases", "create", "--service-role")
+    run = run_discover(*options, "--max-iterations", "80", "--quiet", cwd=folder, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    state = folder / ".discover"
+    caller = actions_of(json.loads((state / "policy.json").read_text(encoding="utf-8")))
+    role = actions_of(json.loads((state / "service-role-policy.json").read_text(encoding="utf-8")))
+    handlers = {"iam:CreateRole", "lambda:CreateFunction", "dynamodb:CreateTable"}
+    assert not caller & handlers, caller
+    assert handlers | {"apigateway:POST"} <= role, role
+    assert {"cloudformation:CreateChangeSet", "iam:PassRole", "s3:CreateBucket"} <= caller
+    records = list(read_journal(state / "journal.jsonl"))
+    started = next(r for r in records if r["event"] == "started")
+    assert started["command"][-2:] == ["--role-arn", SERVICE_ROLE]
+    verified = run_discover(
+        "verify",
+        *options,
+        "--policy",
+        ".discover/policy.json",
+        "--service-role-policy",
+        ".discover/service-role-policy.json",
+        cwd=folder,
+        timeout=900,
+    )
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    assert json.loads(verified.stdout)["verified"] is True
