@@ -761,15 +761,15 @@ def _predicted(  # noqa: PLR0917 - the pieces of the create step, in the order r
         ),
         session_prefix=f"discover-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}",
     )
-    serverless = config.deploy_command[:2] == (config.cli, "deploy")
+    # The CLI's own calls are known for the tools' own commands, not for a command given.
+    own = config.deploy_command[:2] == (config.cli, "deploy")
     return discover_predicted(
         ports,
         events,
         PredictedSettings(
             settings,
             keep_predicted=config.keep_predicted,
-            # The CLI's own calls are known for the Serverless CLI's deploy, not for a command.
-            cli="serverless" if serverless else None,
+            cli=config.tool if own else None,
             operation=operation[0],
             command=operation[1],
         ),
@@ -786,6 +786,12 @@ def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]
 def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
     """The default command: find the policy for every phase; write policy.json, report.md
     and --out."""
+    if hooks.propose is not None and config.strategy == "predicted":
+        # A proposal is applied by someone else between runs: a prediction would be proposed
+        # whole, and what the runs then showed unused could not be taken back unasked. Each
+        # proposal is a run's denials instead.
+        config = replace(config, strategy="observed")
+        log.info("propose_learns_from_denials", strategy="observed")
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)

@@ -307,6 +307,7 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         service_dir=service_dir,
         definition=definition,
         command=command,
+        sam=tool.name.value == "sam",
     )
     where = {"stack_name": str(stack_name), "region": region, "stage": stage}
     deploy = command or tool.deploy_argv(cli, **where)
@@ -378,9 +379,12 @@ def _strategy(
     service_dir: Path,
     definition: Mapping[str, Any],
     command: tuple[str, ...],
+    sam: bool = False,
 ) -> tuple[str, Path | None]:
-    """The strategy, and the template the predicting one reads (None: the CLI packages it)."""
+    """The strategy, and the template the predicting one reads (None: the CLI packages it, or
+    it is the SAM template of the service folder)."""
     from discover.strategies import DEFAULT_STRATEGY, Strategy
+    from discover.template import sam_template_of
 
     explicit = pick("strategy")
     names = [s.value for s in Strategy]
@@ -394,7 +398,8 @@ def _strategy(
         msg = f"--template {template}: no such file"
         raise ConfigError(msg, tip="Give the CloudFormation template the deploy sends.")
     strategy = str(explicit or DEFAULT_STRATEGY.value)
-    if strategy == Strategy.PREDICTED.value and template is None and (command or not definition):
+    readable = bool(definition) or (sam and sam_template_of(service_dir) is not None)
+    if strategy == Strategy.PREDICTED.value and template is None and (command or not readable):
         if explicit is not None:
             msg = "--strategy predicted needs the template: a deploy command was given"
             raise ConfigError(

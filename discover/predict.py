@@ -33,6 +33,7 @@ confirmation as observed grants (the caller applies it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,6 +84,7 @@ class Prediction:
 _VERB = re.compile(r"^([A-Z][a-z]+)(.*)$")
 _CREATING = frozenset({"Create", "Publish", "Add"})
 _READING = frozenset({"Get", "Describe", "List"})
+_REMOVING = frozenset({"Delete", "Remove", "Detach"})  # a delete handler's own calls
 # Tagging on create: TagResource, TagRole, PutBucketTagging; API Gateway's PUT /tags/ARN.
 _TAGGING_VERBS = re.compile(r"^(Tag|Put\w*Tagging$|PUT$)")
 
@@ -286,10 +288,11 @@ def _narrow(resource: Resource, actions: list[Action]) -> list[Action]:
             noun.startswith(own) or len(same) <= 2
         )
         reads = verb in _READING and noun.startswith(own)
+        removes = verb in _REMOVING and noun.startswith(own)
         by_property = any(_related(noun or verb, p, own) for p in present)
         # API Gateway's actions are HTTP methods: which paths they take is decided per call.
         by_method = action.split(":", 1)[1].isupper()
-        if len(same) <= 2 or creates or reads or by_property or by_method:
+        if len(same) <= 2 or creates or reads or removes or by_property or by_method:
             kept.append(action)
     others: dict[str, list[Action]] = {}
     for action in actions:
@@ -378,7 +381,7 @@ def _apigateway_arns(action: Action, resource: Resource, names: _Names) -> list[
     method = action.split(":", 1)[1]
     model = _apigateway_model()
     own = _own_noun(resource.type)
-    operations = [f"Create{own}", f"Put{own}", f"Get{own}"]
+    operations = [f"Create{own}", f"Put{own}", f"Get{own}", f"Update{own}", f"Delete{own}"]
     operations += [f"Put{p.removesuffix('s')}" for p in _present(resource.properties)]
     arns: list[str] = []
     for name in operations:
@@ -536,15 +539,36 @@ def cli_calls(cli: str, command: str = "deploy") -> tuple[Mapping[str, str], ...
     return tuple(data.get(command, ()))
 
 
-def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:
+def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:  # noqa: PLR0911 - one return per target
     partition, region, account = template.partition, template.region, template.account
     bucket = template.deployment_bucket_name
     if target == "*":
         return ["*"]
-    if target == "stack":
+    if target in {"stack", "managed-stack"}:
         stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # generated: scoped to *
-        stack = f"stack/{template.stack_name}/{stack_id}"
-        return [f"arn:{partition}:cloudformation:{region}:{account}:{stack}"]
+        names = (
+            [template.stack_name] if target == "stack" else [m.stack_name for m in template.managed]
+        )
+        return [
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{stack_id}"
+            for name in names
+        ]
+    if target == "companion-stacks":
+        # NOTE: sam delete looks for the stacks SAM names after the service's: its image
+        # repositories' and its web functions' code bucket's (samcli/lib/bootstrap).
+        digest = hashlib.md5(template.stack_name.encode(), usedforsecurity=False).hexdigest()[:8]
+        names = [
+            f"{template.stack_name[:104]}-{digest}-CompanionStack",
+            f"{template.stack_name[:100]}-{digest}-WebFunctionCode",
+        ]
+        stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+        return [
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{n}/{stack_id}" for n in names
+        ]
+    if target == "transform":
+        # NOTE: a template declaring AWS's SAM transform needs CreateChangeSet on it.
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/transform-aws-serverless.html
+        return [f"arn:{partition}:cloudformation:{region}:aws:transform/Serverless-2016-10-31"]
     if target == "deployment-bucket" and bucket:
         return [f"arn:{partition}:s3:::{bucket}"]
     if target == "artifacts" and bucket and template.artifact_prefix:
@@ -591,6 +615,10 @@ def predict(
     found: list[Prediction] = []
     for resource in template.resources:
         found += predict_resource(resource, template, operation)
+    if operation == "create":  # the CLI's own stacks are made on a first deploy, kept after
+        for managed in template.managed:
+            for resource in managed.resources:
+                found += predict_resource(resource, managed, operation)
     if cli is not None:
         found += predict_cli(template, cli, command)
     unique: dict[Grant, Prediction] = {}

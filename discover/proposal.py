@@ -174,6 +174,17 @@ class ProposingSandbox:
     def decode_authorization_message(self, encoded: str) -> str | None:
         return self.inner.decode_authorization_message(encoded)
 
+    def change_set_reasons_since(self, since: datetime) -> tuple[str, ...]:
+        return self.inner.change_set_reasons_since(since)
+
+    # --- the stack, for the steps after the create (CloudFormation only, never IAM) ---------
+
+    def deployed(self) -> bool:
+        return self.inner.deployed()
+
+    def delete_stack(self) -> None:
+        self.inner.delete_stack()
+
     # --- the proposal ---------------------------------------------------------------------
 
     def role_allows(self) -> list[Allow]:

@@ -16,6 +16,7 @@ stand-in suffix that the scoping rules recognise as generated and turn into ``*`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources as package_data
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,9 @@ class ServiceTemplate:
     # The stack's own tags: CloudFormation propagates them to every taggable resource, with
     # the caller's tagging permissions.
     stack_tags: tuple[tuple[str, str], ...] = ()
+    # The stacks the CLI deploys for itself with the caller's credentials (SAM's artifact
+    # stack): predicted with the service's, since a first deploy creates them.
+    managed: tuple[ServiceTemplate, ...] = ()
 
     def resource(self, logical_id: str) -> Resource | None:
         return next((r for r in self.resources if r.logical_id == logical_id), None)
@@ -294,7 +299,7 @@ def expand_sam(
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    document = _as_packaged(document)
+    document = _as_packaged(document, stack_name)
     values = {"AWS::Region": region, "AWS::AccountId": account, "AWS::StackName": stack_name}
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     try:
@@ -316,19 +321,20 @@ _SAM_LOCAL_PATHS = {
     "AWS::Serverless::HttpApi": "DefinitionUri",
     "AWS::Serverless::StateMachine": "DefinitionUri",
 }
-# Where SAM's managed artifact bucket puts them (its name ends in a generated suffix).
-_SAM_ARTIFACTS = "s3://aws-sam-cli-managed-default-samclisourcebucket-0a1b2c3d4e5f/{}"
 
 
-def _as_packaged(document: dict[str, Any]) -> dict[str, Any]:
-    """The template as ``sam deploy`` hands it over: local paths replaced by S3 URIs."""
+def _as_packaged(document: dict[str, Any], stack_name: str) -> dict[str, Any]:
+    """The template as ``sam deploy`` hands it over: local paths replaced by the S3 URIs of
+    the uploads (``STACK/MD5`` in the managed stack's bucket, whose name CloudFormation made)."""
     out: dict[str, Any] = json.loads(json.dumps(document))
+    bucket = generated_name(SAM_MANAGED_STACK, "SamCliSourceBucket", "AWS::S3::Bucket")
 
     def package(properties: Any, key: str, logical_id: str) -> None:
         if isinstance(properties, dict):
             value = properties.get(key)
             if isinstance(value, str) and not value.startswith("s3://"):
-                properties[key] = _SAM_ARTIFACTS.format(logical_id)
+                digest = hashlib.md5(logical_id.encode(), usedforsecurity=False).hexdigest()
+                properties[key] = f"s3://{bucket}/{stack_name}/{digest}"
 
     globals_ = out.get("Globals")
     if isinstance(globals_, dict):
@@ -356,6 +362,36 @@ def read_sam(path: Path, *, region: str, account: str, stack_name: str) -> dict[
         msg = f"{path}: not a SAM template"
         raise TemplateError(msg)
     return expand_sam(document, path=path, region=region, account=account, stack_name=stack_name)
+
+
+SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
+
+
+def with_sam_managed_stack(template: ServiceTemplate) -> ServiceTemplate:
+    """``template`` deployed by ``sam deploy --resolve-s3``: its artifacts go under
+    ``STACK/`` in the bucket of SAM's managed stack, which the first deploy creates."""
+    import dataclasses
+
+    raw = json.loads(
+        (package_data.files("discover") / "data" / "sam-managed-stack.json").read_text("utf-8")
+    )
+    parts = ServiceTemplateParts(template.region, template.account, SAM_MANAGED_STACK)
+    managed = ServiceTemplate(
+        service=SAM_MANAGED_STACK,
+        stage=template.stage,
+        region=template.region,
+        account=template.account,
+        stack_name=SAM_MANAGED_STACK,
+        resources=_resources(raw["Resources"], parts),
+        partition=template.partition,
+    )
+    bucket = managed.resource("SamCliSourceBucket")
+    return dataclasses.replace(
+        template,
+        managed=(managed,),
+        deployment_bucket=bucket.name if bucket is not None else None,
+        artifact_prefix=f"{template.stack_name}/",
+    )
 
 
 def sam_template_of(service_dir: Path) -> Path | None:
@@ -598,10 +634,21 @@ class TemplateSource:
     service: str | None = None
 
     def load(self) -> ServiceTemplate:
-        template = self.template or sam_template_of(self.service_dir)
-        if template is not None:
+        sam = None if self.template else sam_template_of(self.service_dir)
+        if sam is not None:
+            return with_sam_managed_stack(
+                load_template(
+                    sam,
+                    service=self.service or self.stack_name,
+                    stage=self.stage,
+                    region=self.region,
+                    account=self.account,
+                    stack_name=self.stack_name,
+                )
+            )
+        if self.template is not None:
             return load_template(
-                template,
+                self.template,
                 service=self.service or self.stack_name,
                 stage=self.stage,
                 region=self.region,

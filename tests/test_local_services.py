@@ -122,10 +122,13 @@ def test_converges_and_verifies(
     holds: Callable[[LocalSandboxInfo], None],
     learned: set[str],
 ) -> None:
-    """From an empty role, discover converges (one permission per run: the service's
-    discover.toml allows the runs), learns those types' calls, and verify accepts the policy."""
+    """From an empty role, discover converges within the runs users are told to allow
+    (``--max-iterations 20``) over every phase, learns those types' calls, and verify accepts
+    the policy."""
     folder = service_copy(service)
-    run = run_discover("--local", "--cli", str(osls), "--quiet", cwd=folder, timeout=3000)
+    run = run_discover(
+        "--local", "--cli", str(osls), "--quiet", "--max-iterations", "20", cwd=folder, timeout=3000
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     policy = json.loads((folder / ".discover" / "policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}

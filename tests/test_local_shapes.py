@@ -219,3 +219,39 @@ def test_the_generation_follows_the_schema() -> None:
     assert legacy is not None
     assert registry.generation is Generation.REGISTRY
     assert legacy.generation is Generation.LEGACY
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "type_name", "props", "expected"),
+    [
+        (
+            "a REST API's stage, not an HTTP API's",
+            "apigateway:POST",
+            "AWS::ApiGateway::Stage",
+            {"RestApiId": "abc123", "StageName": "Prod"},
+            "arn:aws:apigateway:us-east-1::/restapis/abc123/stages",
+        ),
+        (
+            "an HTTP API's stage",
+            "apigateway:POST",
+            "AWS::ApiGatewayV2::Stage",
+            {"ApiId": "h77", "StageName": "$default"},
+            "arn:aws:apigateway:us-east-1::/apis/h77/stages",
+        ),
+        (
+            "a deployment: the IAM data's type is plural",
+            "apigateway:POST",
+            "AWS::ApiGateway::Deployment",
+            {"RestApiId": "abc123"},
+            "arn:aws:apigateway:us-east-1::/restapis/abc123/deployments",
+        ),
+    ],
+)
+def test_a_generated_call_names_the_resource_its_properties_fill(
+    name: str, action: str, type_name: str, props: dict[str, str], expected: str
+) -> None:
+    """AWS names the collection the call writes to; never ``*`` when the properties say it."""
+    from discover.local.handler_model import generic_arn
+
+    values = {"region": "us-east-1", "account": "123456789012", "partition": "aws"}
+    assert generic_arn(action, type_name)(values, props) == expected, name

@@ -236,6 +236,7 @@ def test_the_cli_data_names_real_actions_on_known_targets() -> None:
     for call in calls:
         assert iamdb.is_known_action(call["action"]), call
         assert call["on"] in {"stack", "deployment-bucket", "artifacts", "functions", "*"}, call
+        assert call["on"] != "managed-stack"
     assert cli_calls("no-such-cli") == ()
 
 
@@ -274,3 +275,44 @@ def test_the_remove_step_predicts_delete_handlers_and_the_clis_remove_calls(
     for call in cli_calls("serverless", "remove"):
         assert iamdb.is_known_action(call["action"]), call
     assert "cloudformation:DeleteStack" not in {c["action"] for c in cli_calls("serverless")}
+
+
+def test_a_sam_deploy_predicts_the_managed_stack_and_the_transform() -> None:
+    """``sam deploy --resolve-s3``: SAM's managed stack (its bucket's create), the hosted
+    transform, the uploads under ``STACK/`` in the managed bucket; every call a real action."""
+    from discover.predict import cli_calls
+    from discover.template import TemplateSource
+
+    service = Path(__file__).resolve().parents[1] / "fixtures" / "services" / "sam-orders"
+    template = TemplateSource(service, ("sam",), "dev", "us-east-1", ACCOUNT, "sam-orders").load()
+    found = {(p.grant.action, p.grant.resource) for p in predict(template, cli="sam")}
+    managed = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/aws-sam-cli-managed-default/*"
+    bucket = "arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-*"
+    assert ("cloudformation:CreateChangeSet", managed) in found
+    transform = "arn:aws:cloudformation:us-east-1:aws:transform/Serverless-2016-10-31"
+    assert ("cloudformation:CreateChangeSet", transform) in found
+    assert ("s3:CreateBucket", bucket) in found
+    assert ("s3:PutObject", f"{bucket}/sam-orders/*") in found
+    assert (
+        "lambda:CreateFunction",
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:sam-orders-OrdersFunction-*",
+    ) in found
+    removing = {
+        p.grant.action for p in predict(template, cli="sam", operation="delete", command="remove")
+    }
+    assert "s3:CreateBucket" not in removing  # the managed stack stays
+    assert {"cloudformation:DeleteStack", "lambda:DeleteFunction", "iam:DeleteRole"} <= removing
+    assert "apigateway:DELETE" in removing
+    companion = (
+        f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/sam-orders-300c05da-CompanionStack/*"
+    )
+    assert ("cloudformation:DescribeStacks", companion) in {
+        (p.grant.action, p.grant.resource)
+        for p in predict(template, cli="sam", operation="delete", command="remove")
+    }
+    targets = {"stack", "managed-stack", "transform", "companion-stacks", "deployment-bucket"}
+    targets |= {"artifacts", "*"}
+    for command in ("deploy", "remove"):
+        for call in cli_calls("sam", command):
+            assert iamdb.is_known_action(call["action"]), call
+            assert call["on"] in targets, call

@@ -19,7 +19,7 @@ from discover.run_events import AppliedOutOfBand, Proposed
 from tests.conftest import run_discover
 
 pytestmark = pytest.mark.sandbox
-MAX_PROPOSALS = 20
+MAX_PROPOSALS = 60
 
 
 def discover(service: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,8 @@ def test_hello_converges_on_proposals_applied_out_of_band(
             aws_access_key_id=state.access_key_id,
             aws_secret_access_key=state.secret_access_key,
         )
-        flags = ("--local", "--propose", "--cli", str(osls), "--quiet", "--max-iterations", "20")
+        flags = ("--local", "--propose", "--cli", str(osls), "--quiet", "--phases", "create")
+        flags += ("--max-iterations", "80")
         result = discover(service, *flags)
         proposals = 0
         while result.returncode == PENDING_EXIT_CODE and proposals < MAX_PROPOSALS:

@@ -102,15 +102,13 @@ def _without_resource(policy: dict[str, Any], resource: str) -> dict[str, Any]:
 def test_discover_converges_on_sam_and_verifies(
     service_copy: Callable[[str], Path], sam: Path
 ) -> None:
-    """From an empty role, the loop learns SAM's managed stack, the transform (from a change
-    set's StatusReason: SAM prints none for its managed stack), and what CloudFormation does
-    as the caller; verify accepts the policy and refuses it without the transform's ARN."""
-    folder = service_copy("sam-orders")
-    # discover.toml says tool = "sam" and allows the runs an empty role takes.
-    # The create step (SAM's update and delete are run as an admin in the test above).
-    run = run_discover(
-        "--local", "--cli", str(sam), "--quiet", "--phases", "create", cwd=folder, timeout=1500
-    )
+    """From an empty role, within the default 20 runs, discover learns every phase of a SAM
+    application (create with SAM's managed stack and the transform, update, delete), each from
+    the SAM template as the transform expands it; verify accepts the policy for every phase
+    and refuses it without the transform's ARN (SAM prints no reason: the change set's
+    StatusReason says it)."""
+    folder = service_copy("sam-orders")  # its discover.toml says tool = "sam"
+    run = run_discover("--local", "--cli", str(sam), "--quiet", cwd=folder, timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]
     policy = json.loads((folder / ".discover" / "policy.json").read_text())
     actions = _actions(policy)
@@ -133,8 +131,11 @@ def test_discover_converges_on_sam_and_verifies(
         if "*" in statement["Resource"]:
             assert all(not iamdb.resource_types(a) for a in statement["Action"]), statement
     records = list(read_journal(folder / ".discover" / "journal.jsonl"))
-    sources = {d["source"] for r in records if r["event"] == "denials" for d in r["denials"]}
-    assert {"output", "stack-event", "change-set"} <= sources
+    runs = [r for r in records if r["event"] == "run_finished"]
+    assert len(runs) <= 20
+    steps = [r["step"] for r in records if r["event"] == "phase_started"]
+    assert steps == ["create", "update", "no-op update", "remove"]
+    assert "cloudformation:DeleteStack" in actions
     started = next(r for r in records if r["event"] == "started")
     assert started["command"][1:2] == ["deploy"]
     assert "--resolve-s3" in started["command"]
@@ -144,8 +145,6 @@ def test_discover_converges_on_sam_and_verifies(
         "--local",
         "--cli",
         str(sam),
-        "--phases",
-        "create",
         "--policy",
         ".discover/policy.json",
         cwd=folder,

@@ -190,26 +190,30 @@ def _tag_action(pool: Iterable[str], verbs: tuple[str, ...], fallback: str) -> s
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
 
-def _resource_format(action: str, short: str) -> str | None:
+def _resource_formats(action: str, short: str) -> tuple[str, ...]:
     types = iamdb.resource_types(iamdb.Action(action))
     if not types:
-        return None
+        return ()
+    wanted = short.lower()
     for rt in types:
-        if rt.key.lower().replace("-", "") == short.lower():
-            return rt.arn_formats[0]
-    return types[0].arn_formats[0] if len(types) == 1 else None
+        # The IAM data names some types in the plural (API Gateway's Stages, Deployments).
+        key = rt.key.lower().replace("-", "")
+        if key in {wanted, f"{wanted}s"}:
+            return rt.arn_formats
+    return types[0].arn_formats if len(types) == 1 else ()
 
 
 def generic_arn(
     action: str, type_name: str
 ) -> Callable[[Mapping[str, str], Mapping[str, Any]], str]:
     """The resource a generated call names: the ARN format of the action's resource type for
-    this type, filled from the properties of the same name, else the resource's own name;
-    ``*`` when a part stays unknown."""
-    arn_format = _resource_format(action, _short_name(type_name))
+    this type (of several, the one the properties fill: a REST API's stage, not an HTTP
+    API's), filled from the properties of the same name, else the resource's own name; ``*``
+    when a part stays unknown."""
+    arn_formats = _resource_formats(action, _short_name(type_name))
 
     def build(values: Mapping[str, str], props: Mapping[str, Any]) -> str:
-        if arn_format is None:
+        if not arn_formats:
             return "*"
         ref = values.get("ref", "")
         if ref.startswith("arn:") and iamdb.match_resource_type(iamdb.Action(action), ref):
@@ -220,25 +224,31 @@ def generic_arn(
             "Account": values.get("account", ""),
         }
         own = values.get("name") or ref
-        used_own = False
 
-        def fill(match: re.Match[str]) -> str:
-            nonlocal used_own
-            key = match.group(1)
-            if key in fixed:
-                return fixed[key]
-            value = props.get(key)
-            if isinstance(value, str) and value and not value.startswith("arn:"):
-                return value
-            if not used_own and own:
-                used_own = True
-                return own
-            raise KeyError(key)
+        def filled(arn_format: str) -> tuple[str, int] | None:
+            """The ARN, and how many placeholders the own name had to fill (0 is best)."""
+            used_own = 0
 
-        try:
-            return _PLACEHOLDER.sub(fill, arn_format)
-        except KeyError:
-            return "*"
+            def fill(match: re.Match[str]) -> str:
+                nonlocal used_own
+                key = match.group(1)
+                if key in fixed:
+                    return fixed[key]
+                value = props.get(key)
+                if isinstance(value, str) and value and not value.startswith("arn:"):
+                    return value
+                if not used_own and own:
+                    used_own = 1
+                    return own
+                raise KeyError(key)
+
+            try:
+                return _PLACEHOLDER.sub(fill, arn_format), used_own
+            except KeyError:
+                return None
+
+        found = [f for f in (filled(a) for a in arn_formats) if f is not None]
+        return min(found, key=lambda f: f[1])[0] if found else "*"
 
     return build
 
