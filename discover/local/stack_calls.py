@@ -493,20 +493,6 @@ OVERRIDES: dict[str, ResourceCalls] = {
         update=(Call("apigateway:PATCH"), Call("apigateway:GET")),
         delete=(Call("apigateway:GET"), Call("apigateway:DELETE")),
     ),
-    # NOTE: CreateStage is POST /restapis/{id}/stages; IAM checks it on that collection.
-    # https://docs.aws.amazon.com/apigateway/latest/api/API_CreateStage.html
-    "AWS::ApiGateway::Stage": ResourceCalls(
-        service="ApiGateway",
-        status=403,
-        arn=_apigateway("/restapis/{RestApiId}/stages/{ref}"),
-        schema="a356cbffb93af5f4",
-        create=(
-            Call("apigateway:POST", resource=_API + "/restapis/{p:RestApiId}/stages"),
-            Call("apigateway:GET", phase=Phase.AFTER),
-        ),
-        update=(Call("apigateway:PATCH"), Call("apigateway:GET")),
-        delete=(Call("apigateway:DELETE"),),
-    ),
     # --- DynamoDB ----------------------------------------------------------------------------
     "AWS::DynamoDB::Table": ResourceCalls(
         service="DynamoDb",
