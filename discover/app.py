@@ -73,6 +73,15 @@ from discover.run_events import (
     Stopped,
     StopReason,
     last_policy,
+    last_service_role_policy,
+)
+from discover.service_role import (
+    AUTO,
+    SERVICE_ROLE_POLICY_FILE,
+    ServiceRole,
+    ServiceRolePolicy,
+    deploy_argv,
+    passed_to_deploy,
 )
 
 log = structlog.get_logger("discover")
@@ -91,6 +100,7 @@ class Environment:
     role_arn: str
     endpoint: str | None
     account: str | None  # the account the local sandbox announced; None on AWS
+    service_role_arn: str | None = None  # the local sandbox's empty CloudFormation role
 
 
 @contextlib.contextmanager
@@ -115,7 +125,9 @@ def environment(config: Config) -> Iterator[Environment]:
             region_name=config.region,
         )
         log.info("local_sandbox_reused", endpoint=running.endpoint, role_arn=running.role_arn)
-        yield Environment(session, running.role_arn, running.endpoint, running.account)
+        yield Environment(
+            session, running.role_arn, running.endpoint, running.account, running.service_role_arn
+        )
         return
     from discover.local.process import LocalSandbox
 
@@ -126,7 +138,65 @@ def environment(config: Config) -> Iterator[Environment]:
             region_name=config.region,
         )
         log.info("local_sandbox_started", endpoint=info.endpoint, role_arn=info.role_arn)
-        yield Environment(session, info.role_arn, info.endpoint, info.account)
+        yield Environment(
+            session, info.role_arn, info.endpoint, info.account, info.service_role_arn
+        )
+
+
+def service_role_of(config: Config, env: Environment) -> ServiceRole | None:
+    """The CloudFormation service role of this run: the one given, or the sandbox's own."""
+    if config.service_role is None:
+        return None
+    if config.service_role != AUTO:
+        return ServiceRole(config.service_role)
+    if env.service_role_arn is None:
+        msg = "this local sandbox has no CloudFormation service role"
+        raise ConfigError(msg, tip="Restart it (discover sandbox down, then up), or pass an ARN.")
+    return ServiceRole(env.service_role_arn)
+
+
+def with_service_role(config: Config, role: ServiceRole | None) -> Config:
+    """The deploy and remove commands passing ``role`` to CloudFormation."""
+    if role is None:
+        return config
+
+    def argv(command: Sequence[str]) -> tuple[str, ...]:
+        return deploy_argv(
+            command, tool=config.tool, cli=config.cli, role=role, custom=config.custom_command
+        )
+
+    return replace(
+        config,
+        deploy_command=argv(config.deploy_command),
+        remove_command=argv(config.remove_command),
+    )
+
+
+def service_role_sandbox(config: Config, env: Environment, role: ServiceRole) -> AdminSandbox:
+    """The service role as a sandbox whose policy discover owns (``policy_name`` on it)."""
+    from discover.guard import check_accounts
+    from discover.sandbox import AwsSandbox
+
+    check_accounts(
+        admin_account=env.role_arn.split(":")[4],
+        role_arn=role.arn,
+        sandbox_account=config.sandbox_account or env.account,
+    )
+    sandbox: AdminSandbox = AwsSandbox(
+        env.session,
+        role_arn=role.arn,
+        policy_name=config.policy_name,
+        stack_name=config.stack_name,
+        region=config.region,
+        endpoint_url=env.endpoint,
+    )
+    sandbox.check_role()
+    check_own_policy(
+        sandbox.backup()["inline"].get(config.policy_name),
+        policy_name=config.policy_name,
+        role_arn=role.arn,
+    )
+    return sandbox
 
 
 def make_sandbox(config: Config, env: Environment) -> AdminSandbox:
@@ -239,6 +309,7 @@ class DiscoverResult:
     wall_s: float
     rendered: str  # the policy in the requested format (what stdout gets)
     other_policies: tuple[str, ...] = ()  # policies on the role discover does not own
+    service_role_policy: PolicyDocument | None = None  # with --service-role
 
 
 def fresh_journal(state_dir: Path, signer: Signer | None = None) -> Journal:
@@ -255,8 +326,13 @@ def journal_signer(env: Environment) -> Signer:
     return Signer(load_key(), env.role_arn, env.role_arn.split(":")[4])
 
 
-def make_gate(
-    config: Config, env: Environment, session: str, events: EventSink, backup: Any
+def make_gate(  # noqa: PLR0917 - the run's pieces, in the order open_journal has them
+    config: Config,
+    env: Environment,
+    session: str,
+    events: EventSink,
+    backup: Any,
+    service: ServiceRole | None = None,
 ) -> Gate:
     """The grant gate of this run: the fence, the role's own policies, the user's flags."""
     from discover.tools import tool_of
@@ -281,6 +357,8 @@ def make_gate(
         allow_accounts=frozenset(config.allow_accounts),
         yes=config.yes,
         record=events.emit,
+        service_session=service.session if service is not None else None,
+        service_role_arn=service.arn if service is not None else None,
     )
 
 
@@ -382,6 +460,7 @@ def open_journal(
     *,
     session: str,
     confirm: Callable[[Decision], bool] = lambda decision: False,
+    service: ServiceRole | None = None,
 ) -> tuple[Journal, LoopSettings, tuple[str, ...], str | None, Gate]:
     """A fresh journal (with the role's backup), or the interrupted one with where it stopped.
 
@@ -402,7 +481,7 @@ def open_journal(
         past = authenticated_events(journal.path, signer)
         state = resume_state(past, stack_name=config.stack_name)
         backup = next((dict(e.backup) for e in past if isinstance(e, Backup)), None)
-        gate = make_gate(config, env, session, Broadcast((journal, events)), backup)
+        gate = make_gate(config, env, session, Broadcast((journal, events)), backup, service)
         if any(_refused(d, confirm) for d in gate.decide_policy(state.policy)):
             msg = "the interrupted run's policy holds a grant the grant decision does not allow"
             raise ConfigError(
@@ -447,7 +526,7 @@ def open_journal(
         role_arn=env.role_arn,
     )
     others = [n for n in backup["inline"] if n != config.policy_name] + backup["attached"]
-    gate = make_gate(config, env, session, sink, backup)
+    gate = make_gate(config, env, session, sink, backup, service)
     return journal, settings, tuple(others), None, gate
 
 
@@ -493,6 +572,7 @@ def run_steps(
     strategy: GrantStrategy | None = None,
     refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
     announce: bool = True,
+    service: ServiceRolePolicy | None = None,
 ) -> Outcome:
     """The loop once per step, each starting from the policy the steps before it learned,
     all within ``settings.max_iterations`` runs.
@@ -523,6 +603,7 @@ def run_steps(
             refuse=refuse,
             strategy=strategy,
             refine=refine,
+            service=service,
         )
         iterations += outcome.iterations
         policy = outcome.policy
@@ -568,6 +649,7 @@ def run_with_strategy(
     refuse: Refuse,
     refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
     approver: Any = None,
+    service: ServiceRolePolicy | None = None,
 ) -> Outcome:
     """The steps as the configured strategy runs them (``discover.strategies``).
 
@@ -594,9 +676,19 @@ def run_with_strategy(
             strategy=one,
             refine=refine,
             announce=announce,
+            service=service,
         )
 
-    if config.strategy != Strategy.PREDICTED.value or config.resume or not workflow:
+    predicting = config.strategy == Strategy.PREDICTED.value and not config.resume
+    if predicting and service is not None:
+        # The predictions are made for one role; with a service role each run's denials are
+        # routed to the role that met them, as the observed strategy learns them.
+        log.warning(
+            "strategy_observed",
+            detail="with --service-role every denial is learned from the runs (observed)",
+        )
+        predicting = False
+    if not predicting or not workflow:
         return looped(workflow, settings)
     iterations: list[Any] = []
     policy = settings.initial_policy
@@ -713,10 +805,21 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
     started = datetime.now(UTC)
     view = Broadcast(hooks.sinks)
     with environment(config) as env:
+        role = service_role_of(config, env)
+        if role is not None and hooks.propose is not None:
+            msg = "--propose does not yet propose a CloudFormation service role's policy"
+            raise ConfigError(msg, tip="Run without --propose, or without --service-role.")
+        config = with_service_role(config, role)
         sandbox = make_sandbox(config, env)
+        service = _service_policy(config, env, role)
         # --propose writes nothing to IAM, not even the lock's role tag: the folder lock only.
         locked = None if hooks.propose else sandbox
-        with RunLock(state_dir, locked, break_lock=config.break_lock):
+        with (
+            RunLock(state_dir, locked, break_lock=config.break_lock),
+            passed_to_deploy(
+                config.service_dir, role, tool=config.tool, custom=config.custom_command
+            ),
+        ):
             name = session_name()
             journal, settings, others, step, gate = open_journal(
                 config,
@@ -725,7 +828,10 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                 view,
                 session=session_arn(env.role_arn, name),
                 confirm=hooks.confirm,
+                service=role,
             )
+            if service is not None:
+                _start_service_policy(config, service, journal)
             if others:
                 log.warning(
                     "role_has_other_policies",
@@ -768,14 +874,48 @@ def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> Dis
                     refuse=refuse,
                     refine=gate.refine,
                     approver=strategy,
+                    service=service,
                 )
             except Exception:
                 write_partial(config, journal)
+                _write_service_policy(config, service)
                 raise
     wall = (datetime.now(UTC) - started).total_seconds()
     where = _portable_where(config, env.role_arn) if config.portable else None
     rendered = write_outputs(config, outcome, journal, fmt, where)
-    return DiscoverResult(outcome, wall, rendered, others)
+    service_policy = _write_service_policy(config, service)
+    return DiscoverResult(outcome, wall, rendered, others, service_policy)
+
+
+def _write_service_policy(
+    config: Config, service: ServiceRolePolicy | None
+) -> PolicyDocument | None:
+    """service-role-policy.json in the state folder (with --service-role)."""
+    if service is None:
+        return None
+    path = config.state_dir / SERVICE_ROLE_POLICY_FILE
+    path.write_text(service.policy.render_json(), encoding="utf-8")
+    return service.policy
+
+
+def _service_policy(
+    config: Config, env: Environment, role: ServiceRole | None
+) -> ServiceRolePolicy | None:
+    if role is None:
+        return None
+    if role.arn == env.role_arn:
+        msg = "--service-role is the sandbox role itself"
+        raise ConfigError(msg, tip="Give CloudFormation a role of its own.")
+    return ServiceRolePolicy(role, service_role_sandbox(config, env, role).apply_policy)
+
+
+def _start_service_policy(config: Config, service: ServiceRolePolicy, journal: Journal) -> None:
+    """The service role starts from what this run knows: nothing, or (resuming) what the
+    interrupted run had given it."""
+    resumed = last_service_role_policy(read_events(journal.path))
+    if config.resume and resumed is not None:
+        service.policy = resumed
+    service.apply(service.policy)
 
 
 def _either(first: Refuse, second: Refuse) -> Refuse:
@@ -809,6 +949,7 @@ def hold_local_sandbox(state_dir: Path, region: str, ready: TextIO) -> None:
             secret_access_key=info.secret_access_key,
             role_arn=info.role_arn,
             pid=os.getpid(),
+            service_role_arn=info.service_role_arn,
         )
         try:
             write_state(state_dir, state)
@@ -923,6 +1064,17 @@ class VerifyResult:
     policy_path: str
     managed: int
     steps: tuple[StepVerdict, ...]
+    service_role: ServiceRole | None = None
+    service_role_policy: PolicyDocument | None = None
+
+    @property
+    def lacking(self) -> str | None:
+        """Which policy lacked the first denial's action: ``caller`` or ``service-role``."""
+        denials = self.denials
+        if not denials:
+            return None
+        role = self.service_role
+        return "service-role" if role is not None and role.owns(denials[0]) else "caller"
 
     @property
     def verified(self) -> bool:
@@ -951,54 +1103,86 @@ class VerifyResult:
         return 1 if self.denials else 4
 
 
-def run_verify(config: Config, policy_paths: Sequence[Path], hooks: Hooks) -> VerifyResult:
+def _filled_parts(
+    config: Config, env: Environment, policy_paths: Sequence[Path]
+) -> tuple[PolicyDocument, tuple[PolicyDocument, ...]]:
+    """A portable policy with this run's stage, region and account filled in."""
+    where = _portable_where(config, env.role_arn)
+    parts = verify_parts(policy_paths, lambda p: load_filled(p, where))
+    log.info(
+        "portable_policy_filled", stage=where.stage, region=where.region, account=where.account
+    )
+    return parts
+
+
+def run_verify(
+    config: Config,
+    policy_paths: Sequence[Path],
+    hooks: Hooks,
+    service_policy_path: Path | None = None,
+) -> VerifyResult:
     """Every configured step, from scratch, with only the policy and the sandbox role's
-    credentials (create, update, no-op update, remove); the admin cleans up after."""
+    credentials (create, update, no-op update, remove); the admin cleans up after. With a
+    service role, its policy (``service_policy_path``) is put on it for the same runs."""
     policy, managed = verify_parts(policy_paths)
     state_dir = config.state_dir / "verify"
-    workflow = plan(config)
     verdicts: list[StepVerdict] = []
+    if (service_policy_path is None) != (config.service_role is None):
+        msg = "--service-role and --service-role-policy go together"
+        raise ConfigError(msg, tip="Pass both, to verify the caller's and the role's policy.")
+    service_policy = load_policy(service_policy_path) if service_policy_path else None
     with environment(config) as env:
+        role = service_role_of(config, env)
+        config = with_service_role(config, role)
+        workflow = plan(config)
         sandbox = make_sandbox(config, env)
         if any(file_is_portable(p) for p in policy_paths):
-            # The portable form: this run's stage, region and account filled in.
-            where = _portable_where(config, env.role_arn)
-            policy, managed = verify_parts(policy_paths, lambda p: load_filled(p, where))
-            log.info(
-                "portable_policy_filled",
-                stage=where.stage,
-                region=where.region,
-                account=where.account,
+            policy, managed = _filled_parts(config, env, policy_paths)
+        service_box = service_role_sandbox(config, env, role) if role is not None else None
+        service_before = service_box.read_policy() if service_box is not None else None
+        with passed_to_deploy(
+            config.service_dir, role, tool=config.tool, custom=config.custom_command
+        ):
+            check_own_policy(
+                sandbox.backup()["inline"].get(config.policy_name),
+                policy_name=config.policy_name,
+                role_arn=env.role_arn,
             )
-        check_own_policy(
-            sandbox.backup()["inline"].get(config.policy_name),
-            policy_name=config.policy_name,
-            role_arn=env.role_arn,
-        )
-        previous = sandbox.read_policy()
-        sandbox.prepare()
-        if sandbox.stack_status() is not None and not config.local:
-            msg = f"stack {config.stack_name} exists: verify deploys from scratch"
-            raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
-        sandbox.apply_policy(PolicyDocument() if managed else policy)
-        attached = sandbox.attach_managed(managed) if managed else []
-        try:
-            sessions = make_sessions(config, env)
-            for number, step in enumerate(workflow, start=1):
-                if verdicts and not verdicts[-1].ok:
-                    verdicts.append(StepVerdict(step.name, None))
-                    continue
-                deployer = make_deployer(
-                    config, env, state_dir, echo=hooks.echo, watch=hooks.watch, command=step.command
-                )
-                started = datetime.now(UTC)
-                result = deployer.deploy(sessions.current(), number)
-                denials = () if result.succeeded else collect_denials(result, sandbox, started)
-                verdicts.append(StepVerdict(step.name, result, denials))
-        finally:
-            if sandbox.stack_status() is not None:
-                sandbox.delete_stack()
-            sandbox.detach_managed(attached)
-            sandbox.apply_policy(previous or PolicyDocument())
+            previous = sandbox.read_policy()
+            sandbox.prepare()
+            if sandbox.stack_status() is not None and not config.local:
+                msg = f"stack {config.stack_name} exists: verify deploys from scratch"
+                raise ConfigError(msg, tip="Pass --stage with a stage that is not deployed.")
+            sandbox.apply_policy(PolicyDocument() if managed else policy)
+            attached = sandbox.attach_managed(managed) if managed else []
+            if service_box is not None and service_policy is not None:
+                service_box.apply_policy(service_policy)
+            try:
+                sessions = make_sessions(config, env)
+                for number, step in enumerate(workflow, start=1):
+                    if verdicts and not verdicts[-1].ok:
+                        verdicts.append(StepVerdict(step.name, None))
+                        continue
+                    deployer = make_deployer(
+                        config,
+                        env,
+                        state_dir,
+                        echo=hooks.echo,
+                        watch=hooks.watch,
+                        command=step.command,
+                    )
+                    started = datetime.now(UTC)
+                    result = deployer.deploy(sessions.current(), number)
+                    denials = () if result.succeeded else collect_denials(result, sandbox, started)
+                    verdicts.append(StepVerdict(step.name, result, denials))
+            finally:
+                if sandbox.stack_status() is not None:
+                    sandbox.delete_stack()
+                sandbox.detach_managed(attached)
+                sandbox.apply_policy(previous or PolicyDocument())
+                if service_box is not None:
+                    service_box.apply_policy(service_before or PolicyDocument())
     path = ", ".join(str(p) for p in policy_paths)
-    return VerifyResult(policy, path, len(managed), tuple(verdicts))
+    if service_policy_path is not None:
+        path += f" and {service_policy_path}"
+    return VerifyResult(policy, path, len(managed), tuple(verdicts), role, service_policy)

@@ -149,6 +149,14 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cli", help="the Serverless-compatible CLI (default: serverless)")
     parser.add_argument(
+        "--service-role",
+        nargs="?",
+        const="auto",
+        metavar="ARN",
+        help="the CloudFormation service role to deploy with and grow a policy for "
+        "(with --local and no ARN: the sandbox's own, starting empty)",
+    )
+    parser.add_argument(
         "--tool", help="the deploy CLI: serverless or sam (default: from the folder's files)"
     )
     parser.add_argument(
@@ -280,6 +288,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             action="append",
             help="the policy JSON to verify; repeat it for a policy split into managed policies",
         )
+        parser.add_argument(
+            "--service-role-policy",
+            help="the CloudFormation service role's policy JSON, verified with --policy "
+            "(needs --service-role)",
+        )
     elif command == "parse":
         parser.add_argument("file", nargs="?", default="-", help="a log file, or - for stdin")
         parser.add_argument("--format", choices=("json", "table"), default="json")
@@ -342,7 +355,14 @@ def run_main(argv: Sequence[str]) -> int:
         config = build_config(_flags(args, command))
         verbose = bool(getattr(args, "verbose", False))
         if name == "verify":
-            return cmd_verify(config, [Path(p) for p in args.policy], sys.stdout, verbose=verbose)
+            service_policy = getattr(args, "service_role_policy", None)
+            return cmd_verify(
+                config,
+                [Path(p) for p in args.policy],
+                sys.stdout,
+                verbose=verbose,
+                service_policy=Path(service_policy) if service_policy else None,
+            )
         return cmd_run(
             config,
             sys.stdout,
@@ -490,6 +510,10 @@ def _summarise(config: Config, result: DiscoverResult) -> None:
                 "grant the action by hand on the role, and run discover again."
             )
     lines.append(f"  policy: {state / 'policy.json'}")
+    if result.service_role_policy is not None:
+        count = len(result.service_role_policy.actions)
+        lines[0] = lines[0].replace(" action(s),", f" action(s) + {count} for the service role,")
+        lines.append(f"  service role's policy: {state / 'service-role-policy.json'}")
     lines.append(f"  report: {state / 'report.md'}")
     lines.append(f"  journal: {state / 'journal.jsonl'}; run logs: {state / 'iterations'}/")
     print("\n".join(lines), file=sys.stderr)
@@ -505,11 +529,16 @@ def _unfixable_tip(denial: Denial) -> str:
 
 
 def cmd_verify(
-    config: Config, policy_paths: Sequence[Path], out: TextIO, *, verbose: bool = False
+    config: Config,
+    policy_paths: Sequence[Path],
+    out: TextIO,
+    *,
+    verbose: bool = False,
+    service_policy: Path | None = None,
 ) -> int:
     """Deploy once, from scratch, with only the policy; print the verdict as JSON."""
     verdict: VerifyResult = run_verify(
-        config, policy_paths, Hooks(echo=sys.stderr if verbose else None)
+        config, policy_paths, Hooks(echo=sys.stderr if verbose else None), service_policy
     )
     denials = verdict.denials
     record = {
@@ -519,6 +548,7 @@ def cmd_verify(
         "actions": len(verdict.policy.actions),
         "duration_s": round(sum(s.result.duration_s for s in verdict.steps if s.result), 3),
         "first_denial": _denial_json(denials[0]) if denials else None,
+        "lacking": verdict.lacking,  # which policy lacked it: "caller" or "service-role"
         "phases": [
             {
                 "name": step.name,
@@ -539,8 +569,9 @@ def cmd_verify(
         )
     elif denials:
         d = denials[0]
+        whose = "the service role's policy" if verdict.lacking == "service-role" else "the policy"
         print(
-            f"discover: not verified: {failed.name}: denied {d.action} on "
+            f"discover: not verified: {failed.name}: {whose} lacks {d.action} on "
             f"{d.resource or '?'}: {d.message}",
             file=sys.stderr,
         )

@@ -98,6 +98,10 @@ class Config:
     phases: tuple[Phase, ...] = (Phase.CREATE,)
     # The stage, region and account as parameters in every format (discover.portable).
     portable: bool = False
+    # The CloudFormation service role (an ARN, or "auto": the local sandbox's); see
+    # discover.service_role. ``custom_command``: the deploy is the user's own (after --).
+    service_role: str | None = None
+    custom_command: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -351,7 +355,24 @@ def build_config(flags: Mapping[str, Any]) -> Config:  # noqa: PLR0915 - one pas
         trail_timeout_s=float(pick("trail_timeout", 60.0 if local else 900.0)),
         tool=tool.name.value,
         portable=bool(pick("portable", False)),
+        service_role=_service_role(trusted("service_role"), local=local),
+        custom_command=bool(command),
     )
+
+
+def _service_role(value: Any, *, local: bool) -> str | None:
+    """--service-role: an ARN, or (--local) the sandbox's own empty one."""
+    from discover.service_role import AUTO, ServiceRole
+
+    if value is None or value is False:
+        return None
+    text = str(value)
+    if text == AUTO:
+        if not local:
+            msg = "--service-role without an ARN needs --local (the sandbox makes one)"
+            raise ConfigError(msg, tip="Pass --service-role arn:aws:iam::ACCOUNT:role/NAME.")
+        return AUTO
+    return ServiceRole(text).arn
 
 
 def _strategy(

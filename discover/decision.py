@@ -7,6 +7,8 @@ One table, read top to bottom (``decide``):
   - a write on the sandbox role itself (inline and managed policy writes, boundaries, its
     trust policy, tags, ...), ``sts:AssumeRole`` or ``iam:PassRole`` of it, or a write on a
     managed policy it holds (policy versions): the role would grow itself;
+  - the same on the CloudFormation service role, for either policy, except the caller's
+    ``iam:PassRole`` of it with ``iam:PassedToService: cloudformation.amazonaws.com``;
   - a denial no principal claims, read from the deploy's output, outside the fence: it is
     reported, never granted.
 
@@ -59,6 +61,7 @@ KEY_POLICY_ACTIONS = frozenset({"kms:PutKeyPolicy"})
 # Creating a role cannot change one that exists: these are not writes on the sandbox role.
 _CREATES = frozenset({"iam:CreateRole", "iam:CreateServiceLinkedRole"})
 _WRITE_LEVELS = ("Write", "Permissions management", "Tagging")
+_CLOUDFORMATION = "cloudformation.amazonaws.com"
 
 
 class Verdict(str, Enum):
@@ -92,6 +95,9 @@ class Rules:
     allow: tuple[str, ...] = ()
     allow_accounts: frozenset[str] = frozenset()
     yes: bool = False
+    # The CloudFormation service role the run also grows (``service_role``): never granted
+    # on either, except the caller's iam:PassRole of it to CloudFormation.
+    service_role_arn: str | None = None
 
 
 def is_write(action: Action) -> bool:
@@ -135,14 +141,19 @@ def _refusals(grant: Grant, rules: Rules, owner: Owner) -> list[str]:
     action = grant.action
     service = action.split(":", 1)[0]
     keys = {rt.key for rt in iamdb.resource_types(action)}
-    if (
-        service in ("iam", "sts")
-        and "role" in keys
-        and is_write(action)
-        and action not in _CREATES
-        and resource_matches(grant.resource, rules.role_arn)
-    ):
+    role_write = (
+        service in ("iam", "sts") and "role" in keys and is_write(action) and action not in _CREATES
+    )
+    if role_write and resource_matches(grant.resource, rules.role_arn):
         reasons.append(f"{action} on the sandbox role itself")
+    service_role = rules.service_role_arn
+    if (
+        role_write
+        and service_role is not None
+        and resource_matches(grant.resource, service_role)
+        and not (owner is not Owner.SERVICE_ROLE and _passes_service_role(grant, service_role))
+    ):
+        reasons.append(f"{action} on the CloudFormation service role itself")
     if service == "iam" and "policy" in keys and is_write(action):
         held = sorted(p for p in rules.role_policies if resource_matches(grant.resource, p))
         if held:
@@ -156,7 +167,18 @@ def _refusals(grant: Grant, rules: Rules, owner: Owner) -> list[str]:
     return reasons
 
 
+def _passes_service_role(grant: Grant, service_role: str) -> bool:
+    """The caller's iam:PassRole of exactly the service role, only to CloudFormation."""
+    return (
+        grant.action == "iam:PassRole"
+        and grant.resource == service_role
+        and grant.condition == (("StringEquals", "iam:PassedToService", (_CLOUDFORMATION,)),)
+    )
+
+
 def _confirmations(grant: Grant, rules: Rules) -> list[str]:
+    if rules.service_role_arn is not None and _passes_service_role(grant, rules.service_role_arn):
+        return []  # the service role the user named, passed to CloudFormation: the point
     action = grant.action
     lowered = action.lower()
     reasons = []

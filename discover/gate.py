@@ -108,6 +108,8 @@ class Gate:
     allow_accounts: frozenset[str] = frozenset()
     yes: bool = False
     record: Callable[[Event], None] = lambda event: None
+    service_session: str | None = None  # the CloudFormation service role's (service_role)
+    service_role_arn: str | None = None
     _last_fence: list[str] = field(default_factory=list)
 
     def rules(self) -> Rules:
@@ -124,6 +126,7 @@ class Gate:
             allow=self.allow,
             allow_accounts=self.allow_accounts,
             yes=self.yes,
+            service_role_arn=self.service_role_arn,
         )
 
     def refine(self, planned: Sequence[T], policy: PolicyDocument) -> list[T]:
@@ -142,7 +145,7 @@ class Gate:
         return out
 
     def owner(self, denial: Denial) -> Owner:
-        owner = attribute(denial, self.session)
+        owner = attribute(denial, self.session, self.service_session)
         if owner is Owner.FOREIGN and denial.principal is not None:
             # The loop lets a named principal's denial through only when it is exactly the
             # session that run used (``loop.plan_grants``, with the ARN STS returned); runs

@@ -50,6 +50,7 @@ class SandboxState:
     secret_access_key: str
     role_arn: str
     pid: int
+    service_role_arn: str | None = None  # the empty CloudFormation service role it made
 
     def __repr__(self) -> str:  # never print the admin's secret, even in a traceback
         return f"SandboxState(endpoint={self.endpoint!r}, pid={self.pid})"

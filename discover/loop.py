@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,7 +28,14 @@ from discover.iamdb import Action
 from discover.known_messages import KnownMessage, Target, find_known_messages
 from discover.ownership import Owner, attribute
 from discover.policy import PolicyDocument
-from discover.ports import Deployer, DeployResult, EventSink, Sandbox, Sessions
+from discover.ports import (
+    Deployer,
+    DeployResult,
+    EventSink,
+    Sandbox,
+    Sessions,
+    StackCleanupError,
+)
 from discover.run_events import (
     DenialsFound,
     Event,
@@ -41,6 +48,7 @@ from discover.run_events import (
     Resumed,
     RunFinished,
     RunStarted,
+    ServiceRoleGranted,
     SessionRenewed,
     Started,
     Stopped,
@@ -48,6 +56,7 @@ from discover.run_events import (
     last_policy,
 )
 from discover.scoping import scope
+from discover.service_role import ServiceRolePolicy
 from discover.stack_events import denials_from_events
 
 
@@ -258,6 +267,7 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
     refuse: Callable[[list[Evidence]], list[Evidence]] = lambda evidence: [],
     strategy: GrantStrategy | None = None,
     refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]] = lambda e, _: e,
+    service: ServiceRolePolicy | None = None,
 ) -> Outcome:
     """Run the loop until the deploy succeeds or a stop condition holds.
 
@@ -265,7 +275,8 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
     (default: all). ``refine`` may narrow them (a ``*`` to the template's resources);
     ``refuse`` sees each batch of chosen grants before it is applied and returns those that
     must not be made (the grant decision's refusals, and confirmations nobody gave); any
-    refusal stops the loop.
+    refusal stops the loop. With a CloudFormation ``service`` role, the denials its session
+    meets grow its policy instead (all of them at once), in the same runs.
     """
     strategy = strategy if strategy is not None else GrantAll()
     policy = settings.initial_policy
@@ -284,7 +295,9 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
         expired_retries = 0
         while number <= last:
             started = now()
-            result, session = _run_once(deployer, sandbox, sessions, events, number, last=last)
+            result, session = _run_once(
+                deployer, sandbox, sessions, events, number, last=last, learn_cleanup=bool(service)
+            )
             session = session or settings.session_arn
             if result.succeeded or result.timed_out:
                 iterations.append(Iteration(number, result, (), (), policy))
@@ -300,15 +313,24 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
             expired_retries = 0
             denials = collect_denials(result, sandbox, started)
             events.emit(DenialsFound(number, denials))
+            routed = _route(denials, service)
             planned, unfixable, unresolved = plan_grants(
-                denials, sandbox.role_arn, policy, number, session=session
+                routed.caller, sandbox.role_arn, policy, number, session=session
             )
+            if service is not None:
+                planned = [replace(e, grant=service.role.pass_role(e.grant)) for e in planned]
             evidence = refine(strategy.choose(planned, denials), policy) if planned else []
-            others = [d for d in denials if foreign(d, session)]
-            refused = refuse(evidence) if evidence and not unfixable else []
+            for_service, service_unfixable, service_unresolved = _plan_service(
+                routed.service, service, number, refine
+            )
+            unfixable += service_unfixable
+            unresolved += service_unresolved
+            others = [d for d in routed.caller if foreign(d, session)]
+            chosen = evidence + for_service
+            refused = refuse(chosen) if chosen and not unfixable else []
             verdict = judge(
                 denials,
-                evidence,
+                chosen,
                 unfixable,
                 unresolved,
                 can_wait=bool(waits),
@@ -325,7 +347,9 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
                 sleep(wait)
             else:
                 waits = list(settings.propagation_waits_s)
-                policy = _grant(policy, evidence, sandbox, events, number)
+                _grant_service(service, for_service, events, number)
+                if evidence or not for_service:
+                    policy = _grant(policy, evidence, sandbox, events, number)
                 iterations.append(Iteration(number, result, denials, tuple(evidence), policy))
             number += 1
         return stop(StopReason.LIMIT, f"not converged after {settings.max_iterations} run(s)")
@@ -336,6 +360,48 @@ def discover(  # noqa: PLR0915 - the loop reads top to bottom as one decision pe
         text = str(exc).splitlines()
         events.emit(Stopped(StopReason.ERROR, text[0][:500] if text else type(exc).__name__))
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """A run's denials by the policy that can answer them."""
+
+    caller: tuple[Denial, ...]
+    service: tuple[Denial, ...] = ()
+
+
+def _route(denials: tuple[Denial, ...], service: ServiceRolePolicy | None) -> _Routed:
+    """The service role's denials (its session's, from the stack's events) apart."""
+    if service is None:
+        return _Routed(denials)
+    return _Routed(
+        tuple(d for d in denials if not service.role.owns(d)),
+        tuple(d for d in denials if service.role.owns(d)),
+    )
+
+
+def _plan_service(
+    denials: tuple[Denial, ...],
+    service: ServiceRolePolicy | None,
+    number: int,
+    refine: Callable[[list[Evidence], PolicyDocument], list[Evidence]],
+) -> tuple[list[Evidence], list[Denial], list[Denial]]:
+    """The service role's grants for its denials (every one: its runs are the caller's)."""
+    if service is None or not denials:
+        return [], [], []
+    planned, unfixable, unresolved = plan_grants(
+        denials, service.role.arn, service.policy, number, session=service.role.session
+    )
+    return (refine(planned, service.policy) if planned else []), unfixable, unresolved
+
+
+def _grant_service(
+    service: ServiceRolePolicy | None, evidence: list[Evidence], events: EventSink, number: int
+) -> None:
+    if not evidence or service is None:
+        return
+    granted = service.grant([e.grant for e in evidence])
+    events.emit(ServiceRoleGranted(number, service.role.arn, tuple(evidence), granted))
 
 
 def _stop(events: EventSink, outcome: Outcome, *, announce: bool) -> Outcome:
@@ -367,9 +433,23 @@ def _run_once(
     number: int,
     *,
     last: int,
+    learn_cleanup: bool = False,
 ) -> tuple[DeployResult, str | None]:
-    """One deploy run, and the ARN of the session it ran as (when STS named it)."""
-    sandbox.prepare()
+    """One deploy run, and the ARN of the session it ran as (when STS named it).
+
+    ``learn_cleanup``: a stack that could not be deleted before the run is the run's failure
+    (with a service role its delete needs the role's permissions; the stack's events say
+    which), not an error.
+    """
+    try:
+        sandbox.prepare()
+    except StackCleanupError as failed:
+        if not learn_cleanup:
+            raise
+        events.emit(RunStarted(number, last))
+        result = DeployResult(1, f"{failed}\n", 0.0, timed_out=False)
+        events.emit(RunFinished(number, 1, 0.0, False, None, str(failed)[:300]))
+        return result, None
     credentials = sessions.current()
     events.emit(RunStarted(number, last))
     result = deployer.deploy(credentials, number)

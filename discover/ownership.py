@@ -24,6 +24,7 @@ class Owner(str, Enum):
     """Who a denial belongs to, as far as discover can tell."""
 
     SESSION = "session"  # this run's session, token-exact
+    SERVICE_ROLE = "service-role"  # the CloudFormation service role's session (its resources)
     TRUSTED = "trusted"  # no principal, from a channel discover trusts
     UNATTRIBUTED = "unattributed"  # no principal, from the deploy's output
     FOREIGN = "foreign"  # another principal (or another session of the role)
@@ -43,14 +44,29 @@ def _trusted(source: str) -> bool:
     return source.startswith(TRUSTED_SOURCES) or source.endswith(DECODED_MARK)
 
 
-def attribute(denial: Denial, session: str | None) -> Owner:
+def attribute(denial: Denial, session: str | None, service_session: str | None = None) -> Owner:
     """Who ``denial`` belongs to, for a run whose session ARN is ``session``.
 
     ``session`` None means the session is unknown (a caller that did not say): then no
-    principal can match, and only principal-less denials are the run's.
+    principal can match, and only principal-less denials are the run's. ``service_session``
+    is the CloudFormation service role's session, when the run deploys with one
+    (``service_role``): its denials are that role's, compared whole too, and only from a
+    channel discover trusts (the stack's events): a resource handler's refusal reaches the
+    deploy's output only as a copy of one, and text there naming that session is anyone's.
+    A stack event's denial that names no principal (``CreateLogGroup with Tags``) is the
+    service role's too: with one, CloudFormation makes every resource's calls as it.
     """
     if denial.principal is None:
+        if service_session is not None and denial.source.startswith("stack-event"):
+            # A resource's event with a service role: CloudFormation made the call as it.
+            return Owner.SERVICE_ROLE
         return Owner.TRUSTED if _trusted(denial.source) else Owner.UNATTRIBUTED
     if session is not None and denial.principal == session:
         return Owner.SESSION
+    if (
+        service_session is not None
+        and denial.principal == service_session
+        and _trusted(denial.source)
+    ):
+        return Owner.SERVICE_ROLE
     return Owner.FOREIGN

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from discover.errors import DiscoverError
+
 if TYPE_CHECKING:
     from discover.denials import Denial
     from discover.known_messages import Target
@@ -75,6 +77,14 @@ class DeployResult:
             if line.strip():
                 return line.strip()
         return ""
+
+
+class StackCleanupError(DiscoverError):
+    """The stack a failed run left could not be deleted. With a CloudFormation service role the
+    delete runs with that role's permissions, as on AWS, so its refusals are for the run to
+    learn (the stack's events name them)."""
+
+    exit_code = 2
 
 
 class Deployer(Protocol):
@@ -186,6 +196,7 @@ __all__ = [
     "OutputWatcher",
     "Sandbox",
     "Sessions",
+    "StackCleanupError",
     "Template",
     "Trail",
 ]

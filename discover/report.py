@@ -254,5 +254,38 @@ def render_report(events: Sequence[Event], template: Mapping[str, Any] | None = 
 
     decisions = render_decisions(events)
     lines += ["", *decisions] if decisions else []
+    lines += _service_role_section(events)
     lines += ["", *_runs_section(events)]
     return "\n".join(lines) + "\n"
+
+
+def _service_role_section(events: Sequence[Event]) -> list[str]:
+    """The CloudFormation service role's policy and its evidence (``service_role``)."""
+    from discover.run_events import ServiceRoleGranted
+
+    granted = [e for e in events if isinstance(e, ServiceRoleGranted)]
+    if not granted:
+        return []
+    policy = granted[-1].policy
+    evidence = tuple(item for e in granted for item in e.grants)
+    why = _evidence_section(policy, evidence)
+    why = [
+        "### Why each permission of the service role is there"
+        if line.startswith("## ")
+        else f"#{line}"
+        if line.startswith("### ")
+        else line
+        for line in why
+    ]
+    return [
+        "",
+        "## The CloudFormation service role's policy",
+        "",
+        f"CloudFormation deployed with {md_code(granted[-1].role_arn)}; these are the calls its "
+        "resource handlers made as that role (the denials name its session), written to "
+        "`service-role-policy.json`. The policy above is the caller's.",
+        "",
+        *_fenced(policy.render_json(), "json"),
+        "",
+        *why,
+    ]

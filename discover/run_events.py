@@ -178,6 +178,18 @@ class Granted:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceRoleGranted:
+    """The CloudFormation service role now has ``policy``: ``grants`` were added after run
+    ``iteration`` (the resources' denials, which name the role's session)."""
+
+    kind: ClassVar[str] = "service_role_granted"
+    iteration: int
+    role_arn: str
+    grants: tuple[Evidence, ...]
+    policy: PolicyDocument
+
+
+@dataclass(frozen=True, slots=True)
 class PropagationWait:
     """Granted already, denied again: waiting ``seconds`` for IAM to propagate."""
 
@@ -323,6 +335,7 @@ Event = (
     | DenialsFound
     | GrantPlanned
     | Granted
+    | ServiceRoleGranted
     | PropagationWait
     | SessionRenewed
     | Stopped
@@ -350,6 +363,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DenialsFound,
     GrantPlanned,
     Granted,
+    ServiceRoleGranted,
     PropagationWait,
     SessionRenewed,
     Stopped,
@@ -537,6 +551,15 @@ def last_policy(events: Iterable[Event]) -> PolicyDocument:
     return policy
 
 
+def last_service_role_policy(events: Iterable[Event]) -> PolicyDocument | None:
+    """The policy the CloudFormation service role was last given (None: no service role)."""
+    policy: PolicyDocument | None = None
+    for event in events:
+        if isinstance(event, ServiceRoleGranted):
+            policy = event.policy
+    return policy
+
+
 def evidence_of(events: Iterable[Event]) -> tuple[Evidence, ...]:
     """The evidence of every grant the run planned or made, once each, in order."""
     found: dict[tuple[Grant, int], Evidence] = {}
@@ -590,6 +613,7 @@ __all__ = [
     "Resumed",
     "RunFinished",
     "RunStarted",
+    "ServiceRoleGranted",
     "SessionRenewed",
     "Started",
     "StopReason",
@@ -601,5 +625,6 @@ __all__ = [
     "encode",
     "evidence_of",
     "last_policy",
+    "last_service_role_policy",
     "last_stop",
 ]

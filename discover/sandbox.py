@@ -25,6 +25,7 @@ from tenacity import (
 from discover.errors import DiscoverError
 from discover.known_messages import Target
 from discover.policy import PolicyDocument
+from discover.ports import StackCleanupError
 
 # States after which CloudFormation refuses a new deploy of the same stack.
 BLOCKING_STATES = frozenset(
@@ -53,6 +54,10 @@ class SandboxError(DiscoverError):
     """The sandbox role or stack is not in a state discover can work with."""
 
     exit_code = 2
+
+
+class StackNotDeletedError(SandboxError, StackCleanupError):
+    """A blocked stack's delete ended DELETE_FAILED."""
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -327,7 +332,10 @@ class AwsSandbox:
         self._delete_stack_call()
         deadline = time.monotonic() + self._stack_wait_s
         while (status := self.stack_status()) is not None and status != "DELETE_COMPLETE":
-            if status == "DELETE_FAILED" or time.monotonic() > deadline:
+            if status == "DELETE_FAILED":
+                msg = f"could not delete stack {self._stack_name} ({status})"
+                raise StackNotDeletedError(msg, tip="Delete it by hand, then run again.")
+            if time.monotonic() > deadline:
                 msg = f"could not delete stack {self._stack_name} ({status})"
                 raise SandboxError(msg, tip="Delete it by hand, then run again.")
             self._sleep(2)

@@ -38,6 +38,7 @@ from discover.run_events import (
     Resumed,
     RunFinished,
     RunStarted,
+    ServiceRoleGranted,
     SessionRenewed,
     Started,
     Stopped,
@@ -83,6 +84,10 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("denials found", DenialsFound(2, (DENIAL,))),
     ("grant planned", GrantPlanned(2, POLICY, (EVIDENCE,))),
     ("granted", Granted(2, (EVIDENCE,), POLICY)),
+    (
+        "service role granted",
+        ServiceRoleGranted(2, "arn:aws:iam::123456789012:role/cfn", (EVIDENCE,), POLICY),
+    ),
     ("propagation wait", PropagationWait(3, 5.0)),
     ("session renewed", SessionRenewed(3)),
     ("stopped", Stopped(StopReason.UNFIXABLE, "a deny", (DENIAL,))),

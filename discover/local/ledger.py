@@ -46,6 +46,11 @@ EXCLUDED: dict[str, dict[str, dict[str, Why]]] = {
         "update": {"apigateway:PUT": _P, "apigateway:DELETE": _P},
         "list": {"apigateway:GET": _L},
     },
+    "AWS::IAM::RolePolicy": {
+        "delete": {"iam:GetRolePolicy": Why.NOT_MODELLED},
+        "read": {"iam:GetRolePolicy": _R},
+        "update": {"iam:GetRolePolicy": Why.NOT_MODELLED},
+    },
     "AWS::ApiGateway::Method": {
         "read": {"apigateway:GET": _R},
         "update": {"iam:PassRole": _P},

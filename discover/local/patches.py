@@ -295,6 +295,7 @@ def _stack_update(
 ) -> None:
     # NOTE: replaces moto 5.2.5 Stack.update (UpdateStack): same gaps as create_resources,
     # and it deletes removed resources before creating new ones.
+    stack_engine.check_service_role(str(self.account_id), role_arn)
     caller = stack_engine.caller_for(self, role_arn)
     if stack_engine.update_stack_resources(self, template, parameters, caller, tags):
         self.role_arn = role_arn
@@ -323,6 +324,7 @@ def _backend_create_stack(  # noqa: PLR0917 - moto's own signature, called posit
     if name in [stack.name for stack in self.stacks.values()]:
         msg = f"Stack [{name}] already exists"
         raise AlreadyExistsException(msg)
+    stack_engine.check_service_role(str(self.account_id), role_arn)
     stack_id = generate_stack_id(name, self.region_name, self.account_id)
     stack = Stack(  # type: ignore[abstract]
         stack_id=stack_id,
@@ -372,6 +374,17 @@ def _execute_change_set(self: Any, change_set_name: str, stack_name: str | None 
             stack, change_set.template, change_set.parameters, caller, change_set.tags
         )
     change_set.execution_status = "EXECUTE_COMPLETE" if done else "EXECUTE_FAILED"
+
+
+def _checking_service_role(original: Any) -> Any:
+    # NOTE: moto 5.2.5 CreateChangeSet takes any RoleARN; CloudFormation refuses one it
+    # cannot assume before it makes the change set.
+    @functools.wraps(original)
+    def create_change_set(self: Any, *args: Any, **kwargs: Any) -> Any:
+        stack_engine.check_service_role(str(self.account_id), kwargs.get("role_arn"))
+        return original(self, *args, **kwargs)
+
+    return create_change_set
 
 
 def _find_stack(backend: Any, name_or_stack_id: str) -> Any:
@@ -491,7 +504,7 @@ def apply(authorization_log: Path | None = None, propagation_delay: float = 0.0)
     CloudFormationBackend.delete_stack = _backend_delete_stack  # type: ignore[method-assign]
     # Hosted transforms (AWS::Serverless) and templates by URL: see discover.local.transform.
     CloudFormationBackend.create_change_set = transform.expanding(  # type: ignore[method-assign]
-        CloudFormationBackend.create_change_set
+        _checking_service_role(CloudFormationBackend.create_change_set)
     )
     CloudFormationResponse._get_stack_from_s3_url = transform.template_from_s3_url  # type: ignore[method-assign]
     RestAPI.create_from_cloudformation_json = rest_api_body.with_body(  # type: ignore[method-assign]

@@ -33,6 +33,7 @@ class LocalSandboxInfo:
     access_key_id: str
     secret_access_key: str
     role_arn: str
+    service_role_arn: str | None = None  # the empty role CloudFormation may be given
 
 
 class LocalSandbox:

@@ -303,7 +303,22 @@ def _lambda_role_checks(request: Request) -> list[Check]:
     return checks
 
 
+def _service_role_checks(request: Request) -> list[Check]:
+    # NOTE: a stack operation given a service role (RoleARN) passes it to CloudFormation, and
+    # IAM checks iam:PassRole of it for the caller then, with the service in the context.
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+    role = _param(request, "RoleARN")
+    if not role:
+        return []
+    return [Check("iam:PassRole", role, {"iam:PassedToService": "cloudformation.amazonaws.com"})]
+
+
 _EXTRA_CHECKS: dict[tuple[str, str], Callable[[Request], list[Check]]] = {
+    ("cloudformation", "CreateStack"): _service_role_checks,
+    ("cloudformation", "CreateChangeSet"): _service_role_checks,
+    ("cloudformation", "UpdateStack"): _service_role_checks,
+    ("cloudformation", "DeleteStack"): _service_role_checks,
+    ("cloudformation", "ContinueUpdateRollback"): _service_role_checks,
     ("lambda", "CreateFunction"): _lambda_role_checks,
     ("lambda", "UpdateFunctionConfiguration"): _lambda_role_checks,
     ("lambda", "UpdateFunctionCode"): _lambda_role_checks,

@@ -2,7 +2,8 @@
 
 Run as ``python -m discover.local`` by :mod:`discover.local.process`. It starts moto's server on
 127.0.0.1 (with the sandbox's control endpoint, ``/_discover/...``, beside it), creates an
-admin user (with an access key) and an empty sandbox role whose trust policy names the admin,
+admin user (with an access key), an empty sandbox role whose trust policy names the admin
+and an empty CloudFormation service role (trusted by ``cloudformation.amazonaws.com``),
 turns IAM enforcement on, prints one JSON line describing itself on stdout, and serves until
 it is terminated or its stdin closes.
 """
@@ -21,6 +22,20 @@ from typing import Any
 ACCOUNT_ID = "123456789012"  # moto's default account
 ADMIN_USER = "discover-admin"
 SANDBOX_ROLE = "discover-sandbox"
+SERVICE_ROLE = "discover-cloudformation"
+# NOTE: a CloudFormation service role is trusted by the service, which assumes it for every
+# stack operation given its ARN (RoleARN) and acts with its permissions only.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+SERVICE_ROLE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudformation.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 ADMIN_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -54,11 +69,17 @@ def _bootstrap(endpoint: str, region: str) -> dict[str, Any]:
         AssumeRolePolicyDocument=json.dumps(trust),
         Description="discover sandbox role: starts with no permissions",
     )["Role"]["Arn"]
+    service_role_arn = iam.create_role(
+        RoleName=SERVICE_ROLE,
+        AssumeRolePolicyDocument=json.dumps(SERVICE_ROLE_TRUST),
+        Description="discover's CloudFormation service role: starts with no permissions",
+    )["Role"]["Arn"]
     return {
         "admin_arn": admin_arn,
         "access_key_id": key["AccessKeyId"],
         "secret_access_key": key["SecretAccessKey"],
         "role_arn": role_arn,
+        "service_role_arn": service_role_arn,
     }
 
 

@@ -94,6 +94,14 @@ def _role_arn(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
     return f"arn:{_v(v, 'partition')}:iam::{_v(v, 'account')}:role{path}{_v(v, 'name')}"
 
 
+def _named_role_arn(v: Mapping[str, str], props: Mapping[str, Any]) -> str:
+    """The role a policy resource writes on: its ``RoleName`` (a name, or an ARN)."""
+    name = str(props.get("RoleName") or "")
+    if name.startswith("arn:"):
+        return name
+    return f"arn:{_v(v, 'partition')}:iam::{_v(v, 'account')}:role/{name}"
+
+
 def _regional(service: str, resource: str) -> Callable[[Mapping[str, str], Mapping[str, Any]], str]:
     def build(v: Mapping[str, str], _props: Mapping[str, Any]) -> str:
         tail = resource.format(name=_v(v, "name"), ref=_v(v, "ref"))
@@ -253,6 +261,17 @@ OVERRIDES: dict[str, ResourceCalls] = {
             Call("lambda:GetFunction"),
         ),
         delete=(Call("lambda:DeleteFunction"),),
+    ),
+    # The inline policy of a role the template names (RoleName): IAM checks the writes on
+    # that role, not on the policy's own generated id.
+    "AWS::IAM::RolePolicy": ResourceCalls(
+        service="Iam",
+        status=403,
+        arn=_named_role_arn,
+        schema="d930ea4463e25855",
+        create=(Call("iam:PutRolePolicy"), Call("iam:GetRolePolicy", phase=Phase.AFTER)),
+        update=(Call("iam:PutRolePolicy"),),
+        delete=(Call("iam:DeleteRolePolicy"),),
     ),
     "AWS::Lambda::Permission": ResourceCalls(
         service="Lambda",

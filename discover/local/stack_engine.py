@@ -669,6 +669,7 @@ class StackOperation:
             if not physical_id_of(resource):
                 self._name_physically(resource, prepared)
         self.rmap._parsed_resources[prepared.logical_id] = resource
+        _made_props(self.stack)[prepared.logical_id] = copy.deepcopy(dict(prepared.props))
         return resource
 
     def _placeholder_id(self, prepared: _Prepared) -> str:
@@ -709,9 +710,17 @@ class StackOperation:
             self.rmap._delete_resource(resource, dict(body))
         self.rmap._parsed_resources.pop(logical_id, None)
 
-    def _resolved_props(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _resolved_props(
+        self, body: Mapping[str, Any], logical_id: str | None = None
+    ) -> Mapping[str, Any]:
         from moto.cloudformation import parsing
 
+        # A delete (``logical_id`` given) acts on the resource as CloudFormation made it: what
+        # it references may be gone already (a delete after a rollback that failed half way),
+        # and resolving it again would name nothing.
+        made = _made_props(self.stack).get(logical_id) if logical_id else None
+        if made is not None:
+            return made
         try:
             cleaned = parsing.clean_json(copy.deepcopy(dict(body)), self.rmap)
         except Exception:  # a reference to a resource already gone: use as written
@@ -1114,7 +1123,7 @@ class StackOperation:
                 physical_id=physical,
             )
             refusal = self._delete_as_caller(
-                logical_id, resource_type, physical, self._resolved_props(body)
+                logical_id, resource_type, physical, self._resolved_props(body, logical_id)
             )
             if refusal is None:
                 try:
@@ -1210,7 +1219,7 @@ class StackOperation:
                 physical_id=physical,
             )
             refusal = self._delete_as_caller(
-                logical_id, resource_type, physical, self._resolved_props(body)
+                logical_id, resource_type, physical, self._resolved_props(body, logical_id)
             )
             if refusal is None:
                 try:
@@ -1238,7 +1247,58 @@ class StackOperation:
         return failed
 
 
+def _made_props(stack: Any) -> dict[str, Mapping[str, Any]]:
+    """The properties each resource of ``stack`` was made with, resolved (by logical id)."""
+    made: dict[str, Mapping[str, Any]] | None = getattr(stack, "_discover_made_props", None)
+    if made is None:
+        made = {}
+        stack._discover_made_props = made
+    return made
+
+
 # --- the caller ----------------------------------------------------------------------------
+
+
+CLOUDFORMATION_SERVICE = "cloudformation.amazonaws.com"
+SERVICE_ROLE_SESSION = "AWSCloudFormation"  # the session name CloudFormation gives its role
+
+
+def _trusts_cloudformation(role: Any) -> bool:
+    """True when the role's trust policy lets CloudFormation assume it."""
+    try:
+        trust = json.loads(role.assume_role_policy_document)
+    except (TypeError, ValueError):
+        return False
+    statements = trust.get("Statement") if isinstance(trust, Mapping) else None
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if not any(str(a).lower() in ("sts:assumerole", "sts:*", "*") for a in actions):
+            continue
+        principal = statement.get("Principal")
+        services = principal.get("Service") if isinstance(principal, Mapping) else None
+        services = services if isinstance(services, list) else [services]
+        if CLOUDFORMATION_SERVICE in services:
+            return True
+    return False
+
+
+def check_service_role(account: str, role_arn: str | None) -> None:
+    """Refuse a stack operation whose service role CloudFormation cannot assume, as AWS does
+    (a ``ValidationError`` at the call, before anything is created)."""
+    if not role_arn:
+        return
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.iam.exceptions import NotFoundException
+
+    try:
+        role = enforcement.iam_backend(account).get_role_by_arn(role_arn)
+    except NotFoundException:
+        role = None
+    if role is None or not _trusts_cloudformation(role):
+        raise ValidationError(message=f"Role {role_arn} is invalid or cannot be assumed")
 
 
 def caller_for(stack: Any, role_arn: str | None = None) -> Principal | None:
@@ -1252,7 +1312,9 @@ def caller_for(stack: Any, role_arn: str | None = None) -> Principal | None:
         except NotFoundException:
             role = None
         if role is not None:
-            return role_session(role, "AWSCloudFormation", str(stack.account_id))
+            # NOTE: CloudFormation acts as a session of the service role; AWS's denials and
+            # CloudTrail name it ``assumed-role/ROLE/AWSCloudFormation``.
+            return role_session(role, SERVICE_ROLE_SESSION, str(stack.account_id))
     return enforcement.current_principal()
 
 
@@ -1553,6 +1615,7 @@ __all__ = [
     "PlannedCheck",
     "StackOperation",
     "caller_for",
+    "check_service_role",
     "continue_update_rollback",
     "create_from_change_set",
     "create_stack_resources",
