@@ -794,12 +794,12 @@ def _remaining(workflow: tuple[Step, ...], step: str | None) -> tuple[Step, ...]
 def run_discover(config: Config, hooks: Hooks, fmt: Format = Format.JSON) -> DiscoverResult:
     """The default command: find the policy for every phase; write policy.json, report.md
     and --out."""
-    if hooks.propose is not None and config.strategy == "predicted":
-        # A proposal is applied by someone else between runs: a prediction would be proposed
-        # whole, and what the runs then showed unused could not be taken back unasked. Each
-        # proposal is a run's denials instead.
+    if (hooks.propose is not None or hooks.approver is not None) and config.strategy == "predicted":
+        # A person decides each grant (--approve) or applies it (--propose): a prediction would
+        # be granted before anyone saw a denial for it, and what the runs then showed unused
+        # taken back unasked. Each grant is a run's denial instead, shown with its evidence.
         config = replace(config, strategy="observed")
-        log.info("propose_learns_from_denials", strategy="observed")
+        log.info("asked_grants_learn_from_denials", strategy="observed")
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
