@@ -123,26 +123,10 @@ def deploy_argv(
 
 
 def _yaml_load(text: str) -> Any:
-    import yaml
+    """serverless.yml as osls reads it (CloudFormation's short forms as long forms)."""
+    from discover.template import load_cfn_yaml
 
-    class _Loader(yaml.SafeLoader):
-        """serverless.yml as osls reads it: CloudFormation short forms become their long
-        forms (``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": [A, B]}``)."""
-
-    def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-        name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if suffix == "GetAtt" and isinstance(value, str):
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        return {name: value}
-
-    _Loader.add_multi_constructor("!", _tag)
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return load_cfn_yaml(text)
 
 
 def serverless_copy(service_dir: Path, role: ServiceRole) -> dict[str, Any]:

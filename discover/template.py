@@ -403,11 +403,14 @@ def sam_template_of(service_dir: Path) -> Path | None:
     return None
 
 
-def _yaml(text: str, path: Path) -> Any:
+def load_cfn_yaml(text: str) -> Any:
+    """YAML with CloudFormation's short-form intrinsics as their long forms (``!Ref X`` ->
+    ``{"Ref": "X"}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": [A, B]}``), as the CLIs read it;
+    raises ``yaml.YAMLError``."""
     import yaml
 
     class _Loader(yaml.SafeLoader):
-        """YAML templates with short-form intrinsics (!Ref X -> {"Ref": "X"})."""
+        """A SafeLoader that knows the short forms."""
 
     def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
@@ -422,8 +425,14 @@ def _yaml(text: str, path: Path) -> Any:
         return {name: value}
 
     _Loader.add_multi_constructor("!", _tag)
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml(text: str, path: Path) -> Any:
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return load_cfn_yaml(text)
     except yaml.YAMLError as exc:
         msg = f"{path}: neither JSON nor YAML ({' '.join(str(exc).split())[:200]})"
         raise TemplateError(msg) from exc
