@@ -162,8 +162,13 @@ def _without(policy: dict[str, Any], action: str) -> dict[str, Any]:
     return {**policy, "Statement": statements}
 
 
+# The observed loop (~30 runs a service) is proven on one service; every one converges with
+# the default strategy in test_e2e_predicted and test_local_services.
+OBSERVED = SERVICES[:1]
+
+
 @pytest.mark.parametrize(
-    ("service", "holds", "learned", "removed"), SERVICES, ids=[s[0] for s in SERVICES]
+    ("service", "holds", "learned", "removed"), OBSERVED, ids=[s[0] for s in OBSERVED]
 )
 def test_converges_and_verifies(  # noqa: PLR0917 - one argument per column of the table
     service_copy: Callable[[str], Path],

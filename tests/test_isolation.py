@@ -22,6 +22,10 @@ import pytest
 from discover.isolation import Mode, credential_paths, namespaces_available
 from tests.conftest import FIXTURES
 
+# Each test's deploy scans every /proc/*/environ: the other tests' deploys, which hold the
+# same planted secret, must not run beside it.
+pytestmark = pytest.mark.xdist_group("isolation")
+
 DRIVER = FIXTURES / "fakecli" / "isolated_run.py"
 FAKE = FIXTURES / "fakecli" / "fake_deploy.py"
 ADMIN_SECRET = "ADMINSECRETfromTheEnvironment0001"
