@@ -388,7 +388,8 @@ def _fence_template(config: Config, account: str) -> Callable[[Path], Mapping[st
     import tempfile
 
     from discover.fence import read_packaged_template
-    from discover.template import TemplateError, package_serverless, read_sam, sam_template_of
+    from discover.template import TemplateError, package_serverless, read_sam
+    from discover.tools import sam_template_of
 
     once: list[Mapping[str, Any] | None] = []
 

@@ -388,7 +388,7 @@ def _strategy(
     """The strategy, and the template the predicting one reads (None: the CLI packages it, or
     it is the SAM template of the service folder)."""
     from discover.strategies import DEFAULT_STRATEGY, Strategy
-    from discover.template import sam_template_of
+    from discover.tools import sam_template_of
 
     explicit = pick("strategy")
     names = [s.value for s in Strategy]

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import yaml
 
@@ -154,15 +154,20 @@ def _hcl_string(text: str) -> str:
     return json.dumps(text).replace("${", "$${").replace("%{", "%%{")
 
 
-def _hcl_list(values: Sequence[str], indent: str) -> list[str]:
+T = TypeVar("T")
+
+
+def _hcl_list(values: Sequence[T], indent: str, item: Callable[[T], str]) -> list[str]:
     if len(values) == 1:
-        return [f"[{_hcl_string(values[0])}]"]
-    inner = [f"{indent}  {_hcl_string(v)}," for v in values]
+        return [f"[{item(values[0])}]"]
+    inner = [f"{indent}  {item(v)}," for v in values]
     return ["[", *inner, f"{indent}]"]
 
 
-def _hcl_attribute(key: str, values: Sequence[str], indent: str, width: int) -> list[str]:
-    rendered = _hcl_list(values, indent)
+def _hcl_attribute(
+    key: str, values: Sequence[T], indent: str, width: int, item: Callable[[T], str]
+) -> list[str]:
+    rendered = _hcl_list(values, indent, item)
     first = f"{indent}{key.ljust(width)} = {rendered[0]}"
     return [first, *rendered[1:]]
 
@@ -192,27 +197,14 @@ def _hcl_text(text: Text) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _hcl_texts(values: Sequence[Text], indent: str) -> list[str]:
-    if len(values) == 1:
-        return [f"[{_hcl_text(values[0])}]"]
-    inner = [f"{indent}  {_hcl_text(v)}," for v in values]
-    return ["[", *inner, f"{indent}]"]
-
-
-def _hcl_text_attribute(key: str, values: Sequence[Text], indent: str, width: int) -> list[str]:
-    rendered = _hcl_texts(values, indent)
-    first = f"{indent}{key.ljust(width)} = {rendered[0]}"
-    return [first, *rendered[1:]]
-
-
 def _terraform_statement(statement: PortableStatement) -> list[str]:
     pad = "    "
     lines = [
         "  statement {",
         f"{pad}sid       = {_hcl_string(statement.sid)}",
         f'{pad}effect    = "Allow"',
-        *_hcl_attribute("actions", statement.actions, pad, 9),
-        *_hcl_text_attribute("resources", statement.resources, pad, 9),
+        *_hcl_attribute("actions", statement.actions, pad, 9, _hcl_string),
+        *_hcl_attribute("resources", statement.resources, pad, 9, _hcl_text),
     ]
     for operator, key, values in statement.condition:
         lines += [
@@ -220,7 +212,7 @@ def _terraform_statement(statement: PortableStatement) -> list[str]:
             f"{pad}condition {{",
             f"{pad}  test     = {_hcl_string(operator)}",
             f"{pad}  variable = {_hcl_string(key)}",
-            *_hcl_text_attribute("values", values, pad + "  ", 8),
+            *_hcl_attribute("values", values, pad + "  ", 8, _hcl_text),
             f"{pad}}}",
         ]
     lines.append("  }")

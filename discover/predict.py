@@ -539,18 +539,21 @@ def cli_calls(cli: str, command: str = "deploy") -> tuple[Mapping[str, str], ...
     return tuple(data.get(command, ()))
 
 
+# A stack's id is generated on create: any id stands for it (scoped to *).
+_GENERATED_STACK_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
 def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:  # noqa: PLR0911 - one return per target
     partition, region, account = template.partition, template.region, template.account
     bucket = template.deployment_bucket_name
     if target == "*":
         return ["*"]
     if target in {"stack", "managed-stack"}:
-        stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # generated: scoped to *
         names = (
             [template.stack_name] if target == "stack" else [m.stack_name for m in template.managed]
         )
         return [
-            f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{stack_id}"
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{_GENERATED_STACK_ID}"
             for name in names
         ]
     if target == "companion-stacks":
@@ -561,9 +564,9 @@ def _cli_arns(target: str, template: ServiceTemplate) -> list[str]:  # noqa: PLR
             f"{template.stack_name[:104]}-{digest}-CompanionStack",
             f"{template.stack_name[:100]}-{digest}-WebFunctionCode",
         ]
-        stack_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
         return [
-            f"arn:{partition}:cloudformation:{region}:{account}:stack/{n}/{stack_id}" for n in names
+            f"arn:{partition}:cloudformation:{region}:{account}:stack/{n}/{_GENERATED_STACK_ID}"
+            for n in names
         ]
     if target == "transform":
         # NOTE: a template declaring AWS's SAM transform needs CreateChangeSet on it.

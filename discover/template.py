@@ -34,6 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from discover.errors import DiscoverError
+from discover.tools import (
+    SAM_BUCKET_LOGICAL_ID,
+    SAM_MANAGED_STACK,
+    SAM_TRANSFORM,
+    sam_template_of,
+)
 
 CREATE_TEMPLATE = "cloudformation-template-create-stack.json"
 UPDATE_TEMPLATE = "cloudformation-template-update-stack.json"
@@ -278,9 +284,6 @@ def load_template(
     )
 
 
-SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-
-
 def _declares_sam(document: Mapping[str, Any]) -> bool:
     transform = document.get("Transform")
     names = transform if isinstance(transform, list) else [transform]
@@ -327,7 +330,7 @@ def _as_packaged(document: dict[str, Any], stack_name: str) -> dict[str, Any]:
     """The template as ``sam deploy`` hands it over: local paths replaced by the S3 URIs of
     the uploads (``STACK/MD5`` in the managed stack's bucket, whose name CloudFormation made)."""
     out: dict[str, Any] = json.loads(json.dumps(document))
-    bucket = generated_name(SAM_MANAGED_STACK, "SamCliSourceBucket", "AWS::S3::Bucket")
+    bucket = generated_name(SAM_MANAGED_STACK, SAM_BUCKET_LOGICAL_ID, "AWS::S3::Bucket")
 
     def package(properties: Any, key: str, logical_id: str) -> None:
         if isinstance(properties, dict):
@@ -364,9 +367,6 @@ def read_sam(path: Path, *, region: str, account: str, stack_name: str) -> dict[
     return expand_sam(document, path=path, region=region, account=account, stack_name=stack_name)
 
 
-SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
-
-
 def with_sam_managed_stack(template: ServiceTemplate) -> ServiceTemplate:
     """``template`` deployed by ``sam deploy --resolve-s3``: its artifacts go under
     ``STACK/`` in the bucket of SAM's managed stack, which the first deploy creates."""
@@ -385,22 +385,13 @@ def with_sam_managed_stack(template: ServiceTemplate) -> ServiceTemplate:
         resources=_resources(raw["Resources"], parts),
         partition=template.partition,
     )
-    bucket = managed.resource("SamCliSourceBucket")
+    bucket = managed.resource(SAM_BUCKET_LOGICAL_ID)
     return dataclasses.replace(
         template,
         managed=(managed,),
         deployment_bucket=bucket.name if bucket is not None else None,
         artifact_prefix=f"{template.stack_name}/",
     )
-
-
-def sam_template_of(service_dir: Path) -> Path | None:
-    """The service folder's SAM template (``template.yaml`` ...), when it declares SAM."""
-    for name in ("template.yaml", "template.yml", "template.json"):
-        path = service_dir / name
-        if path.is_file() and SAM_TRANSFORM in path.read_text("utf-8", errors="replace"):
-            return path
-    return None
 
 
 def load_cfn_yaml(text: str) -> Any:

@@ -31,6 +31,7 @@ from discover.errors import DiscoverError
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 SAM_MANAGED_STACK = "aws-sam-cli-managed-default"
+SAM_BUCKET_LOGICAL_ID = "SamCliSourceBucket"  # the artifact bucket in SAM's managed stack
 _SAM_CONFIG_FILES = ("samconfig.toml", "samconfig.yaml", "samconfig.yml")
 _SAM_TEMPLATES = ("template.yaml", "template.yml", "template.json")
 _SERVERLESS_FILES = ("serverless.yml", "serverless.yaml")
@@ -131,7 +132,7 @@ TOOLS: Mapping[ToolName, Tool] = {
     ToolName.SAM: Tool(
         ToolName.SAM,
         default_cli="sam",
-        artifact_bucket=ArtifactBucket(SAM_MANAGED_STACK, "SamCliSourceBucket"),
+        artifact_bucket=ArtifactBucket(SAM_MANAGED_STACK, SAM_BUCKET_LOGICAL_ID),
         transforms=(SAM_TRANSFORM,),
         stack_name_hint="samconfig.toml gives no stack_name",
     ),
@@ -161,8 +162,15 @@ def choose_tool(name: str | None, service_dir: Path) -> Tool:
 def _is_sam_folder(service_dir: Path) -> bool:
     if _first(service_dir, _SAM_CONFIG_FILES) is not None:
         return True
+    return sam_template_of(service_dir) is not None
+
+
+def sam_template_of(service_dir: Path) -> Path | None:
+    """The service folder's SAM template (``template.yaml`` ...), when it declares SAM."""
     template = _first(service_dir, _SAM_TEMPLATES)
-    return template is not None and SAM_TRANSFORM in template.read_text("utf-8", errors="replace")
+    if template is None or SAM_TRANSFORM not in template.read_text("utf-8", errors="replace"):
+        return None
+    return template
 
 
 def _read_sam_config(path: Path) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from discover.template import (
     load_template,
     name_property,
     package_serverless,
-    sam_template_of,
     serverless_template,
 )
+from discover.tools import sam_template_of
 from tests.conftest import OSLS
 
 ACCOUNT = "123456789012"
